@@ -1,0 +1,1 @@
+//! Tally client (not yet implemented: see the open issues).

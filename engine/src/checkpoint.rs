@@ -1,0 +1,470 @@
+//! Checkpoints: the state machine's whole state, written with checksums, so that a restart
+//! replays only the log after it.
+//!
+//! A checkpoint file `checkpoint-<applied index, 20 digits>.tck` holds a 64-byte header and a
+//! body (layout in `docs/format.md`, "Checkpoints"). It is written to a temporary name,
+//! fsynced, renamed into place, and the directory fsynced, so a crash leaves either the whole
+//! file or none of it under its final name.
+//!
+//! Loading trusts nothing: the header checksum, the body length and checksum, every field
+//! while decoding (counts are checked against the bytes left before allocating), and finally
+//! the state digest recomputed from the decoded state against the digest in the header. A
+//! checkpoint that fails any check is reported and skipped in favour of an older one; with
+//! none left, the caller replays the whole log. A damaged checkpoint can therefore cost time,
+//! never correctness.
+//!
+//! Deliberate omission: the checkpoint is written synchronously by the applying thread. For
+//! states of many millions of transfers this pauses apply for the time of the write; writing
+//! from a frozen copy in the background comes with the Raft snapshot work.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::command::AccountFlags;
+use crate::outcome::{Balances, TransferOutcome, TransferResult};
+use crate::partition::{Account, HoldStatus, Ledger, Partition, TransferKind, TransferRecord};
+use crate::types::{AccountId, LedgerId, LogIndex, PartitionId, Timestamp, TransferId};
+
+/// The first 8 bytes of every checkpoint.
+pub const CHECKPOINT_MAGIC: [u8; 8] = *b"TALLYCKP";
+/// Format version of checkpoints.
+pub const CHECKPOINT_VERSION: u16 = 1;
+/// Size of the checkpoint header in bytes.
+pub const CHECKPOINT_HEADER_SIZE: usize = 64;
+/// Largest checkpoint body we agree to read (a bound checked before allocating).
+pub const CHECKPOINT_BODY_SIZE_MAX: u64 = 64 << 30;
+
+const SUFFIX: &str = ".tck";
+const PREFIX: &str = "checkpoint-";
+
+/// Why a checkpoint could not be written or read.
+#[derive(Debug, Error)]
+pub enum CheckpointError {
+    /// An IO error.
+    #[error("checkpoint IO error on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// The file is damaged or not a checkpoint.
+    #[error("checkpoint {path} is corrupt: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What check failed.
+        reason: String,
+    },
+}
+
+impl CheckpointError {
+    /// Whether the same operation would fail the same way on every replica: never, since
+    /// these are local disk conditions.
+    pub fn is_deterministic(&self) -> bool {
+        false
+    }
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> CheckpointError + '_ {
+    move |source| CheckpointError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// A checkpoint file found in a directory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointFile {
+    /// The applied index its name claims.
+    pub applied_index: LogIndex,
+    /// Its path.
+    pub path: PathBuf,
+}
+
+/// Lists the checkpoint files in `dir`, newest first. A missing directory has none.
+pub fn list(dir: &Path) -> Result<Vec<CheckpointFile>, CheckpointError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_error(dir)(e)),
+    };
+    let mut files = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(io_error(dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(digits) = name
+            .strip_prefix(PREFIX)
+            .and_then(|n| n.strip_suffix(SUFFIX))
+        else {
+            continue;
+        };
+        let Ok(index) = digits.parse::<u64>() else {
+            continue;
+        };
+        files.push(CheckpointFile {
+            applied_index: LogIndex(index),
+            path: entry.path(),
+        });
+    }
+    files.sort_by_key(|file| std::cmp::Reverse(file.applied_index));
+    Ok(files)
+}
+
+/// Writes a checkpoint of `partition` into `dir` and returns its path.
+pub fn write(
+    dir: &Path,
+    partition_id: PartitionId,
+    partition: &Partition,
+) -> Result<PathBuf, CheckpointError> {
+    fs::create_dir_all(dir).map_err(io_error(dir))?;
+    let body = encode_body(partition);
+    let header = encode_header(partition_id, partition, &body);
+    let index = partition.applied_index();
+    let path = dir.join(format!("{PREFIX}{:020}{SUFFIX}", index.0));
+    let temporary = dir.join(format!("{PREFIX}{:020}{SUFFIX}.tmp", index.0));
+    {
+        let mut file = File::create(&temporary).map_err(io_error(&temporary))?;
+        file.write_all(&header).map_err(io_error(&temporary))?;
+        file.write_all(&body).map_err(io_error(&temporary))?;
+        file.sync_all().map_err(io_error(&temporary))?;
+    }
+    fs::rename(&temporary, &path).map_err(io_error(&path))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_error(dir))?;
+    Ok(path)
+}
+
+/// Deletes all but the newest `keep` checkpoints (and any leftover temporary files).
+pub fn prune(dir: &Path, keep: usize) -> Result<(), CheckpointError> {
+    for file in list(dir)?.into_iter().skip(keep) {
+        fs::remove_file(&file.path).map_err(io_error(&file.path))?;
+    }
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().ends_with(".tmp") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads and fully verifies a checkpoint.
+pub fn read(path: &Path, partition_id: PartitionId) -> Result<Partition, CheckpointError> {
+    let bytes = fs::read(path).map_err(io_error(path))?;
+    decode(&bytes, partition_id).map_err(|reason| CheckpointError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    })
+}
+
+fn encode_header(partition_id: PartitionId, partition: &Partition, body: &[u8]) -> Vec<u8> {
+    let mut h = Vec::with_capacity(CHECKPOINT_HEADER_SIZE);
+    h.extend_from_slice(&CHECKPOINT_MAGIC);
+    h.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
+    h.extend_from_slice(&0u16.to_le_bytes());
+    h.extend_from_slice(&partition_id.0.to_le_bytes());
+    h.extend_from_slice(&partition.applied_index().0.to_le_bytes());
+    h.extend_from_slice(&partition.last_timestamp().0.to_le_bytes());
+    h.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    h.extend_from_slice(&partition.digest().to_le_bytes());
+    h.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
+    let crc = crc32fast::hash(&h);
+    h.extend_from_slice(&crc.to_le_bytes());
+    assert_eq!(h.len(), CHECKPOINT_HEADER_SIZE);
+    h
+}
+
+fn encode_body(p: &Partition) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + p.account_count() * 80 + p.transfer_count() * 120);
+    let ledgers: Vec<&Ledger> = p.ledgers().collect();
+    out.extend_from_slice(&(ledgers.len() as u64).to_le_bytes());
+    for ledger in ledgers {
+        out.extend_from_slice(&ledger.id.0.to_le_bytes());
+        out.push(ledger.scale);
+        out.extend_from_slice(&ledger.code.to_le_bytes());
+    }
+    out.extend_from_slice(&(p.account_count() as u64).to_le_bytes());
+    for a in p.accounts() {
+        out.extend_from_slice(&a.id.0.to_le_bytes());
+        out.extend_from_slice(&a.ledger.0.to_le_bytes());
+        out.extend_from_slice(&a.code.to_le_bytes());
+        out.extend_from_slice(&a.flags.0.to_le_bytes());
+        match a.limit {
+            None => out.push(0),
+            Some(limit) => {
+                out.push(1);
+                put_varint(&mut out, limit);
+            }
+        }
+        out.extend_from_slice(&a.user_data_128.to_le_bytes());
+        out.extend_from_slice(&a.user_data_64.to_le_bytes());
+        out.extend_from_slice(&a.user_data_32.to_le_bytes());
+        out.extend_from_slice(&a.timestamp.0.to_le_bytes());
+        put_balances(&mut out, &a.balances);
+    }
+    out.extend_from_slice(&(p.transfer_count() as u64).to_le_bytes());
+    for (id, r) in p.transfers() {
+        out.extend_from_slice(&id.0.to_le_bytes());
+        out.extend_from_slice(&r.fingerprint.to_le_bytes());
+        out.push(r.kind as u8);
+        out.push(r.hold as u8);
+        out.extend_from_slice(&r.outcome.result.code().to_le_bytes());
+        out.extend_from_slice(&r.outcome.timestamp.0.to_le_bytes());
+        put_varint(&mut out, r.debit_account.0);
+        put_varint(&mut out, r.credit_account.0);
+        out.extend_from_slice(&r.ledger.0.to_le_bytes());
+        put_varint(&mut out, r.amount);
+        put_varint(&mut out, r.reference.0);
+        out.extend_from_slice(&r.timeout_s.to_le_bytes());
+        put_varint(&mut out, r.refunded);
+        if r.outcome.result == TransferResult::Ok {
+            put_balances(&mut out, &r.outcome.debit_balances);
+            put_balances(&mut out, &r.outcome.credit_balances);
+        }
+    }
+    out
+}
+
+fn put_varint(out: &mut Vec<u8>, mut value: u128) {
+    while value >= 0x80 {
+        out.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+fn put_balances(out: &mut Vec<u8>, b: &Balances) {
+    put_varint(out, b.debits_pending);
+    put_varint(out, b.debits_posted);
+    put_varint(out, b.credits_pending);
+    put_varint(out, b.credits_posted);
+}
+
+/// Decodes and verifies a whole checkpoint image; the error says which check failed.
+pub fn decode(bytes: &[u8], partition_id: PartitionId) -> Result<Partition, String> {
+    let header = bytes
+        .get(..CHECKPOINT_HEADER_SIZE)
+        .ok_or_else(|| format!("{} bytes is shorter than the header", bytes.len()))?;
+    let mut h = Reader::new(header);
+    if h.take(8)? != CHECKPOINT_MAGIC {
+        return Err("bad magic".into());
+    }
+    let stored_crc = u32::from_le_bytes(array(&header[60..64]));
+    if crc32fast::hash(&header[..60]) != stored_crc {
+        return Err("header checksum mismatch".into());
+    }
+    let version = h.u16()?;
+    if version != CHECKPOINT_VERSION {
+        return Err(format!("unknown version {version}"));
+    }
+    let _reserved = h.u16()?;
+    let partition = h.u32()?;
+    if partition != partition_id.0 {
+        return Err(format!(
+            "belongs to partition {partition}, not {partition_id}"
+        ));
+    }
+    let applied_index = LogIndex(h.u64()?);
+    let last_timestamp = Timestamp(h.u64()?);
+    let body_len = h.u64()?;
+    let digest = h.u128()?;
+    let body_crc = h.u32()?;
+    if body_len > CHECKPOINT_BODY_SIZE_MAX
+        || body_len != (bytes.len() - CHECKPOINT_HEADER_SIZE) as u64
+    {
+        return Err(format!(
+            "body length {body_len} but {} bytes follow the header",
+            bytes.len() - CHECKPOINT_HEADER_SIZE
+        ));
+    }
+    let body = &bytes[CHECKPOINT_HEADER_SIZE..];
+    if crc32fast::hash(body) != body_crc {
+        return Err("body checksum mismatch".into());
+    }
+    let mut r = Reader::new(body);
+    let ledger_count = r.count(7)?;
+    let mut ledgers = Vec::with_capacity(ledger_count);
+    for _ in 0..ledger_count {
+        ledgers.push(Ledger {
+            id: LedgerId(r.u32()?),
+            scale: r.u8()?,
+            code: r.u16()?,
+        });
+    }
+    let account_count = r.count(60)?;
+    let mut accounts = Vec::with_capacity(account_count);
+    for _ in 0..account_count {
+        let id = AccountId(r.u128()?);
+        let ledger = LedgerId(r.u32()?);
+        let code = r.u16()?;
+        let flags = AccountFlags(r.u16()?);
+        let limit = match r.u8()? {
+            0 => None,
+            1 => Some(r.varint()?),
+            other => return Err(format!("bad limit tag {other}")),
+        };
+        accounts.push(Account {
+            id,
+            ledger,
+            code,
+            flags,
+            limit,
+            user_data_128: r.u128()?,
+            user_data_64: r.u64()?,
+            user_data_32: r.u32()?,
+            timestamp: Timestamp(r.u64()?),
+            balances: r.balances()?,
+        });
+    }
+    let transfer_count = r.count(50)?;
+    let mut transfers = Vec::with_capacity(transfer_count);
+    for _ in 0..transfer_count {
+        let id = TransferId(r.u128()?);
+        let fingerprint = r.u128()?;
+        let kind = match r.u8()? {
+            0 => TransferKind::Plain,
+            1 => TransferKind::Pending,
+            2 => TransferKind::Post,
+            3 => TransferKind::Void,
+            4 => TransferKind::Refund,
+            other => return Err(format!("bad transfer kind {other}")),
+        };
+        let hold = match r.u8()? {
+            0 => HoldStatus::NotAHold,
+            1 => HoldStatus::Pending,
+            2 => HoldStatus::Posted,
+            3 => HoldStatus::Voided,
+            4 => HoldStatus::Expired,
+            other => return Err(format!("bad hold status {other}")),
+        };
+        let code = r.u32()?;
+        let result =
+            TransferResult::from_code(code).ok_or_else(|| format!("bad result code {code}"))?;
+        let timestamp = Timestamp(r.u64()?);
+        let debit_account = AccountId(r.varint()?);
+        let credit_account = AccountId(r.varint()?);
+        let ledger = LedgerId(r.u32()?);
+        let amount = r.varint()?;
+        let reference = TransferId(r.varint()?);
+        let timeout_s = r.u32()?;
+        let refunded = r.varint()?;
+        let (debit_balances, credit_balances) = if result == TransferResult::Ok {
+            (r.balances()?, r.balances()?)
+        } else {
+            (Balances::default(), Balances::default())
+        };
+        transfers.push((
+            id,
+            TransferRecord {
+                fingerprint,
+                kind,
+                debit_account,
+                credit_account,
+                ledger,
+                amount,
+                reference,
+                timeout_s,
+                outcome: TransferOutcome {
+                    result,
+                    timestamp,
+                    debit_balances,
+                    credit_balances,
+                },
+                hold,
+                refunded,
+            },
+        ));
+    }
+    if r.pos != body.len() {
+        return Err(format!("{} trailing bytes", body.len() - r.pos));
+    }
+    let partition =
+        Partition::from_parts(applied_index, last_timestamp, ledgers, accounts, transfers);
+    if partition.digest() != digest {
+        return Err(format!(
+            "state digest {:x} does not match the header's {digest:x}",
+            partition.digest()
+        ));
+    }
+    Ok(partition)
+}
+
+fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(bytes);
+    out
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, pos: 0 }
+    }
+    fn take(&mut self, len: usize) -> Result<&'a [u8], String> {
+        let end = self.pos.checked_add(len).ok_or("length overflow")?;
+        let slice = self
+            .bytes
+            .get(self.pos..end)
+            .ok_or_else(|| format!("truncated at byte {}", self.pos))?;
+        self.pos = end;
+        Ok(slice)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, String> {
+        Ok(u16::from_le_bytes(array(self.take(2)?)))
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(array(self.take(4)?)))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(array(self.take(8)?)))
+    }
+    fn u128(&mut self) -> Result<u128, String> {
+        Ok(u128::from_le_bytes(array(self.take(16)?)))
+    }
+    fn varint(&mut self) -> Result<u128, String> {
+        let mut value = 0u128;
+        for shift in (0..128).step_by(7) {
+            let byte = self.u8()?;
+            let bits = u128::from(byte & 0x7f);
+            if shift == 126 && bits > 0b11 {
+                return Err(format!("varint overflows 128 bits at byte {}", self.pos));
+            }
+            value |= bits << shift;
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(format!("varint longer than 19 bytes at byte {}", self.pos))
+    }
+    fn balances(&mut self) -> Result<Balances, String> {
+        Ok(Balances {
+            debits_pending: self.varint()?,
+            debits_posted: self.varint()?,
+            credits_pending: self.varint()?,
+            credits_posted: self.varint()?,
+        })
+    }
+    /// A count of items at least `item_size_min` bytes each, bounded by the bytes left.
+    fn count(&mut self, item_size_min: usize) -> Result<usize, String> {
+        let count = self.u64()?;
+        let left = (self.bytes.len() - self.pos) as u64;
+        if count.saturating_mul(item_size_min as u64) > left {
+            return Err(format!("count {count} exceeds the {left} bytes left"));
+        }
+        Ok(count as usize)
+    }
+}

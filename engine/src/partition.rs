@@ -1,0 +1,1362 @@
+//! The partition state machine: ledgers, accounts, transfers, holds and refunds.
+//!
+//! One `Partition` is applied by one thread, in log order: `apply(index, payload)` turns a
+//! committed entry into an [`Outcome`]. It is deterministic — two replicas that apply the same
+//! entries hold the same state, byte for byte, and the same [`Partition::digest`]. Time comes
+//! only from the entries' timestamps: the state machine never reads a clock.
+//!
+//! # Time
+//! Each entry carries the leader's timestamp. The partition's clock is
+//! `now = max(entry.timestamp, last + 1)`; the entry's events then get the timestamps `now`,
+//! `now + 1`, … in order, one each (so every event has a unique, increasing timestamp).
+//! Before an entry's events run, every hold whose deadline (`timestamp + timeout`) is at or
+//! before `now` expires: its pending amounts are released. All events of one entry see the
+//! same `now` for expiry.
+//!
+//! # Idempotency
+//! Every transfer event that gets past the structural checks (id, flags, references) is
+//! *decided*: its outcome, success or failure, is recorded under its id together with a
+//! fingerprint (a 128-bit hash) of the event's fields. A later event with the same id returns
+//! that recorded outcome unchanged if its fingerprint matches, and `ExistsWithDifferentFields`
+//! otherwise. Events inside a linked chain that failed because of another event are not
+//! decided on their own and are not recorded. Accounts are recorded only when created; a retry
+//! answers `Exists`.
+//!
+//! # Linked chains
+//! Consecutive events flagged `LINKED` (ending with the first event without the flag) succeed
+//! or fail together. While a chain runs, every change is pushed onto an undo log; if an event
+//! fails, the undo log is replayed backwards, the failing event's outcome is recorded (if it
+//! was decided), and the rest of the chain answers `LinkedEventFailed`.
+//!
+//! # Digest
+//! The state digest is the wrapping sum of a 128-bit hash of every ledger, account and
+//! transfer record. It is updated on every change (subtract the old item's hash, add the new),
+//! so comparing two replicas costs nothing, and [`Partition::recompute_digest`] checks it.
+//!
+//! # Deliberate omissions
+//! Closing accounts, balancing transfers and cross-partition chains come later. All state is
+//! in memory here; the per-account index and history larger than memory are a later layer.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rust_decimal::Decimal;
+use rustc_hash::FxHashMap;
+use xxhash_rust::xxh3::xxh3_128;
+
+use crate::command::{
+    encode_transfer, AccountFlags, Command, EntryPayload, NewAccount, NewLedger, NewTransfer,
+    TransferFlags, LEDGER_SCALE_MAX,
+};
+use crate::outcome::{
+    AccountResult, Balances, LedgerResult, Outcome, TransferOutcome, TransferResult,
+};
+use crate::types::{AccountId, LedgerId, LogIndex, Timestamp, TransferId};
+
+const NANOS_PER_SECOND: u64 = 1_000_000_000;
+
+/// A ledger: one asset or currency.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ledger {
+    /// The ledger's id.
+    pub id: LedgerId,
+    /// Digits after the decimal point of its amounts.
+    pub scale: u8,
+    /// Application-defined classification.
+    pub code: u16,
+}
+
+/// An account and its balances.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Account {
+    /// The account's id.
+    pub id: AccountId,
+    /// Its ledger.
+    pub ledger: LedgerId,
+    /// Its kind, for the application.
+    pub code: u16,
+    /// See [`AccountFlags`].
+    pub flags: AccountFlags,
+    /// How far the balance flag may be exceeded, in minor units.
+    pub limit: Option<u128>,
+    /// External reference.
+    pub user_data_128: u128,
+    /// External reference.
+    pub user_data_64: u64,
+    /// External reference.
+    pub user_data_32: u32,
+    /// When it was created.
+    pub timestamp: Timestamp,
+    /// Its balances.
+    pub balances: Balances,
+}
+
+/// What a recorded transfer did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum TransferKind {
+    /// Moved money between posted balances.
+    Plain = 0,
+    /// Held money in pending balances.
+    Pending = 1,
+    /// Posted a hold.
+    Post = 2,
+    /// Voided a hold.
+    Void = 3,
+    /// Refunded (part of) a posted transfer.
+    Refund = 4,
+}
+
+/// The state of a pending hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum HoldStatus {
+    /// Not a hold (or a hold that failed).
+    NotAHold = 0,
+    /// Holding its amount.
+    Pending = 1,
+    /// Posted (fully or partially; any remainder was released).
+    Posted = 2,
+    /// Voided.
+    Voided = 3,
+    /// Expired: its deadline passed before a post or void.
+    Expired = 4,
+}
+
+/// A decided transfer, kept for idempotent retries, posts, voids and refunds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TransferRecord {
+    /// Hash of the event's fields as sent, to tell a retry from a conflicting reuse of the id.
+    pub fingerprint: u128,
+    /// What it did (meaningful only if `outcome.result` is `Ok`).
+    pub kind: TransferKind,
+    /// The account debited (resolved from the original for posts, voids and refunds).
+    pub debit_account: AccountId,
+    /// The account credited.
+    pub credit_account: AccountId,
+    /// The ledger.
+    pub ledger: LedgerId,
+    /// The amount moved, in minor units (for a void: the amount released).
+    pub amount: u128,
+    /// The hold posted or voided, or the transfer refunded.
+    pub reference: TransferId,
+    /// Seconds until a hold expires (zero: never).
+    pub timeout_s: u32,
+    /// The outcome returned to the client, and again to every retry.
+    pub outcome: TransferOutcome,
+    /// For holds: where the hold stands.
+    pub hold: HoldStatus,
+    /// For refundable transfers: the total refunded so far.
+    pub refunded: u128,
+}
+
+impl TransferRecord {
+    /// When a pending hold expires, if it does.
+    pub fn deadline(&self) -> Option<Timestamp> {
+        (self.timeout_s > 0).then(|| {
+            Timestamp(
+                self.outcome
+                    .timestamp
+                    .0
+                    .saturating_add(u64::from(self.timeout_s) * NANOS_PER_SECOND),
+            )
+        })
+    }
+}
+
+enum Undo {
+    Account(AccountId, Option<Account>),
+    Transfer(TransferId, Option<TransferRecord>),
+    ExpiryInserted(Timestamp, TransferId),
+    ExpiryRemoved(Timestamp, TransferId),
+}
+
+/// Whether an event's outcome is a decision to record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Decision {
+    /// Rejected before the idempotency check: nothing is recorded.
+    Undecided,
+    /// Decided now: a failure is recorded by the caller (a success already was).
+    Decided,
+    /// A retry: the recorded outcome was returned.
+    Replayed,
+}
+
+/// The results the chain driver needs to build for any kind of event.
+trait EventResult: Copy {
+    fn is_ok(&self) -> bool;
+    fn timestamp(&self) -> Timestamp;
+    fn linked_event_failed(timestamp: Timestamp) -> Self;
+    fn linked_event_chain_open(timestamp: Timestamp) -> Self;
+}
+
+impl EventResult for AccountResult {
+    fn is_ok(&self) -> bool {
+        matches!(self, AccountResult::Ok | AccountResult::Exists)
+    }
+    fn timestamp(&self) -> Timestamp {
+        Timestamp(0)
+    }
+    fn linked_event_failed(_: Timestamp) -> Self {
+        AccountResult::LinkedEventFailed
+    }
+    fn linked_event_chain_open(_: Timestamp) -> Self {
+        AccountResult::LinkedEventChainOpen
+    }
+}
+
+impl EventResult for TransferOutcome {
+    fn is_ok(&self) -> bool {
+        self.result == TransferResult::Ok
+    }
+    fn timestamp(&self) -> Timestamp {
+        self.timestamp
+    }
+    fn linked_event_failed(timestamp: Timestamp) -> Self {
+        TransferOutcome::failed(TransferResult::LinkedEventFailed, timestamp)
+    }
+    fn linked_event_chain_open(timestamp: Timestamp) -> Self {
+        TransferOutcome::failed(TransferResult::LinkedEventChainOpen, timestamp)
+    }
+}
+
+/// The state machine of one partition. See the module documentation.
+pub struct Partition {
+    ledgers: BTreeMap<LedgerId, Ledger>,
+    accounts: FxHashMap<AccountId, Account>,
+    transfers: FxHashMap<TransferId, TransferRecord>,
+    /// Pending holds with a deadline, by deadline then id (a deterministic expiry order).
+    expiries: BTreeSet<(Timestamp, TransferId)>,
+    applied_index: LogIndex,
+    last_timestamp: Timestamp,
+    digest: u128,
+    /// Changes of the running linked chain, if one runs.
+    undo: Option<Vec<Undo>>,
+    digest_at_chain_start: u128,
+    /// Reused buffer for fingerprints.
+    scratch: Vec<u8>,
+}
+
+impl Default for Partition {
+    fn default() -> Self {
+        Partition::new()
+    }
+}
+
+impl Partition {
+    /// An empty partition.
+    pub fn new() -> Partition {
+        Partition {
+            ledgers: BTreeMap::new(),
+            accounts: FxHashMap::default(),
+            transfers: FxHashMap::default(),
+            expiries: BTreeSet::new(),
+            applied_index: LogIndex(0),
+            last_timestamp: Timestamp(0),
+            digest: 0,
+            undo: None,
+            digest_at_chain_start: 0,
+            scratch: Vec::with_capacity(256),
+        }
+    }
+
+    /// The index of the last applied entry.
+    pub fn applied_index(&self) -> LogIndex {
+        self.applied_index
+    }
+
+    /// The partition's clock: the timestamp of the last event applied.
+    pub fn last_timestamp(&self) -> Timestamp {
+        self.last_timestamp
+    }
+
+    /// The state digest: equal on two replicas that applied the same entries.
+    pub fn digest(&self) -> u128 {
+        self.digest
+    }
+
+    /// A ledger by id.
+    pub fn ledger(&self, id: LedgerId) -> Option<&Ledger> {
+        self.ledgers.get(&id)
+    }
+
+    /// An account by id.
+    pub fn account(&self, id: AccountId) -> Option<&Account> {
+        self.accounts.get(&id)
+    }
+
+    /// A decided transfer by id.
+    pub fn transfer(&self, id: TransferId) -> Option<&TransferRecord> {
+        self.transfers.get(&id)
+    }
+
+    /// How many accounts exist.
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+
+    /// How many transfers are recorded (successful or failed).
+    pub fn transfer_count(&self) -> usize {
+        self.transfers.len()
+    }
+
+    /// Every ledger, by id.
+    pub fn ledgers(&self) -> impl Iterator<Item = &Ledger> {
+        self.ledgers.values()
+    }
+
+    /// Every account, in no particular order.
+    pub fn accounts(&self) -> impl Iterator<Item = &Account> {
+        self.accounts.values()
+    }
+
+    /// Every recorded transfer, in no particular order.
+    pub fn transfers(&self) -> impl Iterator<Item = (&TransferId, &TransferRecord)> {
+        self.transfers.iter()
+    }
+
+    /// Marks an entry that carries no command (a Raft no-op or configuration change) applied.
+    pub fn skip(&mut self, index: LogIndex) {
+        assert!(
+            index > self.applied_index,
+            "skip {index} after {}",
+            self.applied_index
+        );
+        self.applied_index = index;
+    }
+
+    /// Applies one committed entry. `index` must be greater than every index applied before.
+    pub fn apply(&mut self, index: LogIndex, payload: &EntryPayload) -> Outcome {
+        assert!(
+            index > self.applied_index,
+            "apply {index} after {}",
+            self.applied_index
+        );
+        assert!(self.undo.is_none(), "a linked chain was left open");
+        self.applied_index = index;
+        let now = Timestamp(
+            payload
+                .timestamp
+                .0
+                .max(self.last_timestamp.0.saturating_add(1)),
+        );
+        // `next_timestamp` hands out `last + 1`, so the first event gets `now`.
+        self.last_timestamp = Timestamp(now.0 - 1);
+        self.expire_holds(now);
+        let outcome = match &payload.command {
+            Command::Tick => {
+                self.last_timestamp = now;
+                Outcome::Tick
+            }
+            Command::CreateLedgers(events) => {
+                let results = events
+                    .iter()
+                    .map(|ledger| {
+                        self.next_timestamp();
+                        self.create_ledger(ledger)
+                    })
+                    .collect();
+                Outcome::Ledgers(results)
+            }
+            Command::CreateAccounts(events) => Outcome::Accounts(self.run_batch(
+                events,
+                |e| e.flags.has(AccountFlags::LINKED),
+                Partition::create_account,
+                |_, _, _| {},
+            )),
+            Command::CreateTransfers(events) => Outcome::Transfers(self.run_batch(
+                events,
+                |e| e.flags.has(TransferFlags::LINKED),
+                Partition::create_transfer,
+                Partition::record_failed_transfer,
+            )),
+        };
+        if self.last_timestamp < now {
+            self.last_timestamp = now;
+        }
+        outcome
+    }
+
+    fn next_timestamp(&mut self) -> Timestamp {
+        self.last_timestamp = Timestamp(self.last_timestamp.0.saturating_add(1));
+        self.last_timestamp
+    }
+
+    /// Runs a batch of events, honouring linked chains.
+    fn run_batch<E, R: EventResult>(
+        &mut self,
+        events: &[E],
+        is_linked: fn(&E) -> bool,
+        apply_one: fn(&mut Partition, &E, Timestamp) -> (R, Decision),
+        record_failure: fn(&mut Partition, &E, R),
+    ) -> Vec<R> {
+        let count = events.len();
+        let mut results: Vec<R> = Vec::with_capacity(count);
+        let mut i = 0;
+        while i < count {
+            if !is_linked(&events[i]) {
+                let timestamp = self.next_timestamp();
+                let (result, decision) = apply_one(self, &events[i], timestamp);
+                if !result.is_ok() && decision == Decision::Decided {
+                    record_failure(self, &events[i], result);
+                }
+                results.push(result);
+                i += 1;
+                continue;
+            }
+            // A chain: events[i..] up to and including the first one without LINKED.
+            let start = i;
+            self.begin_chain();
+            let mut failure: Option<(usize, Decision)> = None;
+            loop {
+                let timestamp = self.next_timestamp();
+                let linked = is_linked(&events[i]);
+                let (result, decision) = if linked && i + 1 == count {
+                    (R::linked_event_chain_open(timestamp), Decision::Undecided)
+                } else {
+                    apply_one(self, &events[i], timestamp)
+                };
+                results.push(result);
+                i += 1;
+                if !result.is_ok() {
+                    failure = Some((i - 1, decision));
+                    break;
+                }
+                if !linked {
+                    break;
+                }
+            }
+            match failure {
+                None => self.commit_chain(),
+                Some((failed, decision)) => {
+                    self.rollback_chain();
+                    for result in &mut results[start..failed] {
+                        *result = R::linked_event_failed(result.timestamp());
+                    }
+                    if decision == Decision::Decided {
+                        record_failure(self, &events[failed], results[failed]);
+                    }
+                    // The rest of the chain is not evaluated.
+                    let mut linked = is_linked(&events[failed]);
+                    while linked && i < count {
+                        let timestamp = self.next_timestamp();
+                        linked = is_linked(&events[i]);
+                        results.push(if linked && i + 1 == count {
+                            R::linked_event_chain_open(timestamp)
+                        } else {
+                            R::linked_event_failed(timestamp)
+                        });
+                        i += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(results.len(), count);
+        results
+    }
+
+    fn begin_chain(&mut self) {
+        assert!(self.undo.is_none());
+        self.undo = Some(Vec::new());
+        self.digest_at_chain_start = self.digest;
+    }
+
+    fn commit_chain(&mut self) {
+        assert!(self.undo.take().is_some());
+    }
+
+    fn rollback_chain(&mut self) {
+        let undo = self.undo.take().expect("rollback outside a chain");
+        for change in undo.into_iter().rev() {
+            match change {
+                Undo::Account(id, Some(old)) => {
+                    self.accounts.insert(id, old);
+                }
+                Undo::Account(id, None) => {
+                    self.accounts.remove(&id);
+                }
+                Undo::Transfer(id, Some(old)) => {
+                    self.transfers.insert(id, old);
+                }
+                Undo::Transfer(id, None) => {
+                    self.transfers.remove(&id);
+                }
+                Undo::ExpiryInserted(deadline, id) => {
+                    assert!(self.expiries.remove(&(deadline, id)));
+                }
+                Undo::ExpiryRemoved(deadline, id) => {
+                    assert!(self.expiries.insert((deadline, id)));
+                }
+            }
+        }
+        self.digest = self.digest_at_chain_start;
+    }
+
+    // ---- state changes: every one goes through these, for the digest and the undo log ----
+
+    fn put_account(&mut self, account: Account) {
+        let old = self.accounts.insert(account.id, account);
+        if let Some(old) = &old {
+            self.digest = self.digest.wrapping_sub(hash_account(old));
+        }
+        self.digest = self.digest.wrapping_add(hash_account(&account));
+        if let Some(undo) = &mut self.undo {
+            undo.push(Undo::Account(account.id, old));
+        }
+    }
+
+    fn put_transfer(&mut self, id: TransferId, record: TransferRecord) {
+        let old = self.transfers.insert(id, record);
+        if let Some(old) = &old {
+            self.digest = self.digest.wrapping_sub(hash_transfer(id, old));
+        }
+        self.digest = self.digest.wrapping_add(hash_transfer(id, &record));
+        if let Some(undo) = &mut self.undo {
+            undo.push(Undo::Transfer(id, old));
+        }
+    }
+
+    fn insert_expiry(&mut self, deadline: Timestamp, id: TransferId) {
+        assert!(self.expiries.insert((deadline, id)));
+        if let Some(undo) = &mut self.undo {
+            undo.push(Undo::ExpiryInserted(deadline, id));
+        }
+    }
+
+    fn remove_expiry(&mut self, deadline: Timestamp, id: TransferId) {
+        assert!(self.expiries.remove(&(deadline, id)));
+        if let Some(undo) = &mut self.undo {
+            undo.push(Undo::ExpiryRemoved(deadline, id));
+        }
+    }
+
+    // ---- holds ----
+
+    fn expire_holds(&mut self, now: Timestamp) {
+        while let Some(&(deadline, id)) = self.expiries.first() {
+            if deadline > now {
+                break;
+            }
+            self.remove_expiry(deadline, id);
+            let mut hold = *self.transfers.get(&id).expect("expiring hold is recorded");
+            assert_eq!(hold.hold, HoldStatus::Pending, "expiring hold {id}");
+            self.release_hold(&hold);
+            hold.hold = HoldStatus::Expired;
+            self.put_transfer(id, hold);
+        }
+    }
+
+    /// Takes a hold's amount out of both accounts' pending balances.
+    fn release_hold(&mut self, hold: &TransferRecord) {
+        let mut debit = *self
+            .accounts
+            .get(&hold.debit_account)
+            .expect("hold's debit account");
+        let mut credit = *self
+            .accounts
+            .get(&hold.credit_account)
+            .expect("hold's credit account");
+        assert!(debit.balances.debits_pending >= hold.amount);
+        assert!(credit.balances.credits_pending >= hold.amount);
+        debit.balances.debits_pending -= hold.amount;
+        credit.balances.credits_pending -= hold.amount;
+        self.put_account(debit);
+        self.put_account(credit);
+    }
+
+    // ---- ledgers and accounts ----
+
+    fn create_ledger(&mut self, ledger: &NewLedger) -> LedgerResult {
+        if ledger.id.0 == 0 {
+            return LedgerResult::IdMustNotBeZero;
+        }
+        if ledger.scale > LEDGER_SCALE_MAX {
+            return LedgerResult::ScaleTooLarge;
+        }
+        let new = Ledger {
+            id: ledger.id,
+            scale: ledger.scale,
+            code: ledger.code,
+        };
+        if let Some(existing) = self.ledgers.get(&ledger.id) {
+            return if *existing == new {
+                LedgerResult::Exists
+            } else {
+                LedgerResult::ExistsWithDifferentFields
+            };
+        }
+        self.ledgers.insert(new.id, new);
+        self.digest = self.digest.wrapping_add(hash_ledger(&new));
+        LedgerResult::Ok
+    }
+
+    fn create_account(
+        &mut self,
+        e: &NewAccount,
+        timestamp: Timestamp,
+    ) -> (AccountResult, Decision) {
+        use AccountResult as R;
+        let result = |r| (r, Decision::Undecided);
+        if e.id.0 == 0 {
+            return result(R::IdMustNotBeZero);
+        }
+        if e.flags.0 & !AccountFlags::ALL != 0 {
+            return result(R::ReservedFlag);
+        }
+        let debit_flag = e.flags.has(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS);
+        let credit_flag = e.flags.has(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS);
+        if debit_flag && credit_flag {
+            return result(R::FlagsAreMutuallyExclusive);
+        }
+        if let Some(existing) = self.accounts.get(&e.id) {
+            let scale = self.ledgers.get(&existing.ledger).map_or(0, |l| l.scale);
+            let same_limit = match e.limit {
+                None => existing.limit.is_none(),
+                Some(limit) => {
+                    existing.limit.is_some() && to_minor(limit, scale).ok() == existing.limit
+                }
+            };
+            let same = existing.ledger == e.ledger
+                && existing.code == e.code
+                && existing.flags == e.flags
+                && same_limit
+                && existing.user_data_128 == e.user_data_128
+                && existing.user_data_64 == e.user_data_64
+                && existing.user_data_32 == e.user_data_32;
+            return result(if same {
+                R::Exists
+            } else {
+                R::ExistsWithDifferentFields
+            });
+        }
+        if e.ledger.0 == 0 {
+            return result(R::LedgerMustNotBeZero);
+        }
+        let Some(ledger) = self.ledgers.get(&e.ledger) else {
+            return result(R::LedgerNotFound);
+        };
+        let limit = match e.limit {
+            None => None,
+            Some(limit) => {
+                if !(debit_flag || credit_flag) {
+                    return result(R::LimitRequiresBalanceFlag);
+                }
+                if limit.is_sign_negative() && !limit.is_zero() {
+                    return result(R::LimitMustNotBeNegative);
+                }
+                match to_minor(limit, ledger.scale) {
+                    Ok(minor) => Some(minor),
+                    Err(AmountError::TooManyDecimals) => return result(R::LimitTooManyDecimals),
+                    Err(AmountError::Overflow) => return result(R::LimitOverflow),
+                }
+            }
+        };
+        self.put_account(Account {
+            id: e.id,
+            ledger: e.ledger,
+            code: e.code,
+            flags: e.flags,
+            limit,
+            user_data_128: e.user_data_128,
+            user_data_64: e.user_data_64,
+            user_data_32: e.user_data_32,
+            timestamp,
+            balances: Balances::default(),
+        });
+        (R::Ok, Decision::Decided)
+    }
+
+    // ---- transfers ----
+
+    fn fingerprint(&mut self, e: &NewTransfer) -> u128 {
+        // The fingerprint covers the fields as sent, with the amount normalized so that
+        // `1.50` and `1.5` are the same request.
+        self.scratch.clear();
+        let normalized = e.amount.normalize();
+        if normalized.scale() == e.amount.scale() {
+            encode_transfer(e, &mut self.scratch);
+        } else {
+            let event = NewTransfer {
+                amount: normalized,
+                ..e.clone()
+            };
+            encode_transfer(&event, &mut self.scratch);
+        }
+        xxh3_128(&self.scratch)
+    }
+
+    fn record_failed_transfer(&mut self, e: &NewTransfer, outcome: TransferOutcome) {
+        assert_ne!(outcome.result, TransferResult::Ok);
+        let fingerprint = self.fingerprint(e);
+        self.put_transfer(
+            e.id,
+            TransferRecord {
+                fingerprint,
+                kind: TransferKind::Plain,
+                debit_account: e.debit_account,
+                credit_account: e.credit_account,
+                ledger: e.ledger,
+                amount: 0,
+                reference: TransferId(0),
+                timeout_s: e.timeout_s,
+                outcome,
+                hold: HoldStatus::NotAHold,
+                refunded: 0,
+            },
+        );
+    }
+
+    fn create_transfer(
+        &mut self,
+        e: &NewTransfer,
+        timestamp: Timestamp,
+    ) -> (TransferOutcome, Decision) {
+        use TransferResult as R;
+        let undecided = |r| (TransferOutcome::failed(r, timestamp), Decision::Undecided);
+        if e.id.0 == 0 {
+            return undecided(R::IdMustNotBeZero);
+        }
+        if e.flags.0 & !TransferFlags::ALL != 0 {
+            return undecided(R::ReservedFlag);
+        }
+        let pending = e.flags.has(TransferFlags::PENDING);
+        let post = e.flags.has(TransferFlags::POST_PENDING);
+        let void = e.flags.has(TransferFlags::VOID_PENDING);
+        let refund = e.refund_of.0 != 0;
+        if u8::from(pending) + u8::from(post) + u8::from(void) + u8::from(refund) > 1 {
+            return undecided(R::FlagsAreMutuallyExclusive);
+        }
+        if !(post || void) && e.pending_id.0 != 0 {
+            return undecided(R::PendingIdMustBeZero);
+        }
+        if (post || void) && e.pending_id.0 == 0 {
+            return undecided(R::PendingIdMustNotBeZero);
+        }
+        if (post || void) && e.pending_id == e.id {
+            return undecided(R::PendingIdMustBeDifferent);
+        }
+        if refund && e.refund_of == e.id {
+            return undecided(R::RefundOfMustBeDifferent);
+        }
+        if !pending && e.timeout_s != 0 {
+            return undecided(R::TimeoutReservedForPendingTransfer);
+        }
+        let fingerprint = self.fingerprint(e);
+        if let Some(existing) = self.transfers.get(&e.id) {
+            return if existing.fingerprint == fingerprint {
+                (existing.outcome, Decision::Replayed)
+            } else {
+                undecided(R::ExistsWithDifferentFields)
+            };
+        }
+        let applied = if post || void {
+            self.post_or_void(e, fingerprint, timestamp, post)
+        } else if refund {
+            self.refund(e, fingerprint, timestamp)
+        } else {
+            self.plain_or_pending(e, fingerprint, timestamp, pending)
+        };
+        match applied {
+            Ok(outcome) => (outcome, Decision::Decided),
+            Err(result) => (
+                TransferOutcome::failed(result, timestamp),
+                Decision::Decided,
+            ),
+        }
+    }
+
+    fn plain_or_pending(
+        &mut self,
+        e: &NewTransfer,
+        fingerprint: u128,
+        timestamp: Timestamp,
+        pending: bool,
+    ) -> Result<TransferOutcome, TransferResult> {
+        use TransferResult as R;
+        if e.debit_account.0 == 0 {
+            return Err(R::DebitAccountIdMustNotBeZero);
+        }
+        if e.credit_account.0 == 0 {
+            return Err(R::CreditAccountIdMustNotBeZero);
+        }
+        if e.debit_account == e.credit_account {
+            return Err(R::AccountsMustBeDifferent);
+        }
+        check_sign(e.amount)?;
+        if e.amount.is_zero() {
+            return Err(R::AmountMustNotBeZero);
+        }
+        if e.ledger.0 == 0 {
+            return Err(R::LedgerMustNotBeZero);
+        }
+        let scale = self.ledgers.get(&e.ledger).ok_or(R::LedgerNotFound)?.scale;
+        let amount = transfer_amount(e.amount, scale)?;
+        let kind = if pending {
+            TransferKind::Pending
+        } else {
+            TransferKind::Plain
+        };
+        let (debit_balances, credit_balances) =
+            self.move_money(e.debit_account, e.credit_account, e.ledger, amount, pending)?;
+        let outcome = TransferOutcome {
+            result: R::Ok,
+            timestamp,
+            debit_balances,
+            credit_balances,
+        };
+        let record = TransferRecord {
+            fingerprint,
+            kind,
+            debit_account: e.debit_account,
+            credit_account: e.credit_account,
+            ledger: e.ledger,
+            amount,
+            reference: TransferId(0),
+            timeout_s: e.timeout_s,
+            outcome,
+            hold: if pending {
+                HoldStatus::Pending
+            } else {
+                HoldStatus::NotAHold
+            },
+            refunded: 0,
+        };
+        if let Some(deadline) = record.deadline() {
+            self.insert_expiry(deadline, e.id);
+        }
+        self.put_transfer(e.id, record);
+        Ok(outcome)
+    }
+
+    /// Checks and applies a movement of `amount` from `debit_id` to `credit_id`, into the
+    /// pending or the posted balances. Changes nothing on failure.
+    fn move_money(
+        &mut self,
+        debit_id: AccountId,
+        credit_id: AccountId,
+        ledger: LedgerId,
+        amount: u128,
+        pending: bool,
+    ) -> Result<(Balances, Balances), TransferResult> {
+        use TransferResult as R;
+        let mut debit = *self
+            .accounts
+            .get(&debit_id)
+            .ok_or(R::DebitAccountNotFound)?;
+        let mut credit = *self
+            .accounts
+            .get(&credit_id)
+            .ok_or(R::CreditAccountNotFound)?;
+        if debit.ledger != credit.ledger {
+            return Err(R::AccountsMustHaveTheSameLedger);
+        }
+        if debit.ledger != ledger {
+            return Err(R::LedgerMismatch);
+        }
+        let (debit_field, credit_field) = if pending {
+            (
+                &mut debit.balances.debits_pending,
+                &mut credit.balances.credits_pending,
+            )
+        } else {
+            (
+                &mut debit.balances.debits_posted,
+                &mut credit.balances.credits_posted,
+            )
+        };
+        *debit_field = debit_field.checked_add(amount).ok_or(R::BalanceOverflow)?;
+        *credit_field = credit_field.checked_add(amount).ok_or(R::BalanceOverflow)?;
+        let debit_total = debit
+            .balances
+            .debits_pending
+            .checked_add(debit.balances.debits_posted)
+            .ok_or(R::BalanceOverflow)?;
+        let credit_total = credit
+            .balances
+            .credits_pending
+            .checked_add(credit.balances.credits_posted)
+            .ok_or(R::BalanceOverflow)?;
+        if debit
+            .flags
+            .has(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+        {
+            let allowed = debit
+                .balances
+                .credits_posted
+                .saturating_add(debit.limit.unwrap_or(0));
+            if debit_total > allowed {
+                return Err(R::ExceedsCredits);
+            }
+        }
+        if credit
+            .flags
+            .has(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
+        {
+            let allowed = credit
+                .balances
+                .debits_posted
+                .saturating_add(credit.limit.unwrap_or(0));
+            if credit_total > allowed {
+                return Err(R::ExceedsDebits);
+            }
+        }
+        self.put_account(debit);
+        self.put_account(credit);
+        Ok((debit.balances, credit.balances))
+    }
+
+    fn post_or_void(
+        &mut self,
+        e: &NewTransfer,
+        fingerprint: u128,
+        timestamp: Timestamp,
+        post: bool,
+    ) -> Result<TransferOutcome, TransferResult> {
+        use TransferResult as R;
+        check_sign(e.amount)?;
+        let hold = *self
+            .transfers
+            .get(&e.pending_id)
+            .ok_or(R::PendingTransferNotFound)?;
+        if hold.kind != TransferKind::Pending || hold.outcome.result != R::Ok {
+            return Err(R::PendingTransferNotPending);
+        }
+        check_same_fields(e, hold.debit_account, hold.credit_account, hold.ledger)?;
+        let scale = self
+            .ledgers
+            .get(&hold.ledger)
+            .expect("hold's ledger exists")
+            .scale;
+        let requested = transfer_amount(e.amount, scale)?;
+        match hold.hold {
+            HoldStatus::Pending => {}
+            HoldStatus::Posted => return Err(R::PendingTransferAlreadyPosted),
+            HoldStatus::Voided => return Err(R::PendingTransferAlreadyVoided),
+            HoldStatus::Expired => return Err(R::HoldExpired),
+            HoldStatus::NotAHold => unreachable!("a successful pending transfer is a hold"),
+        }
+        let amount = if post {
+            if requested > hold.amount {
+                return Err(R::ExceedsPendingTransferAmount);
+            }
+            if requested == 0 {
+                hold.amount
+            } else {
+                requested
+            }
+        } else {
+            if requested != 0 && requested != hold.amount {
+                return Err(R::PendingTransferHasDifferentAmount);
+            }
+            hold.amount
+        };
+        let mut debit = *self
+            .accounts
+            .get(&hold.debit_account)
+            .expect("hold's debit account");
+        let mut credit = *self
+            .accounts
+            .get(&hold.credit_account)
+            .expect("hold's credit account");
+        assert!(debit.balances.debits_pending >= hold.amount);
+        assert!(credit.balances.credits_pending >= hold.amount);
+        debit.balances.debits_pending -= hold.amount;
+        credit.balances.credits_pending -= hold.amount;
+        if post {
+            debit.balances.debits_posted = debit
+                .balances
+                .debits_posted
+                .checked_add(amount)
+                .ok_or(R::BalanceOverflow)?;
+            credit.balances.credits_posted = credit
+                .balances
+                .credits_posted
+                .checked_add(amount)
+                .ok_or(R::BalanceOverflow)?;
+        }
+        // Posting moves at most the held amount from pending to posted, so neither account's
+        // debit or credit total grows: the balance flags cannot be newly broken.
+        self.put_account(debit);
+        self.put_account(credit);
+        if let Some(deadline) = hold.deadline() {
+            self.remove_expiry(deadline, e.pending_id);
+        }
+        let mut closed = hold;
+        closed.hold = if post {
+            HoldStatus::Posted
+        } else {
+            HoldStatus::Voided
+        };
+        self.put_transfer(e.pending_id, closed);
+        let outcome = TransferOutcome {
+            result: R::Ok,
+            timestamp,
+            debit_balances: debit.balances,
+            credit_balances: credit.balances,
+        };
+        self.put_transfer(
+            e.id,
+            TransferRecord {
+                fingerprint,
+                kind: if post {
+                    TransferKind::Post
+                } else {
+                    TransferKind::Void
+                },
+                debit_account: hold.debit_account,
+                credit_account: hold.credit_account,
+                ledger: hold.ledger,
+                amount,
+                reference: e.pending_id,
+                timeout_s: 0,
+                outcome,
+                hold: HoldStatus::NotAHold,
+                refunded: 0,
+            },
+        );
+        Ok(outcome)
+    }
+
+    fn refund(
+        &mut self,
+        e: &NewTransfer,
+        fingerprint: u128,
+        timestamp: Timestamp,
+    ) -> Result<TransferOutcome, TransferResult> {
+        use TransferResult as R;
+        check_sign(e.amount)?;
+        if e.amount.is_zero() {
+            return Err(R::AmountMustNotBeZero);
+        }
+        let original = *self
+            .transfers
+            .get(&e.refund_of)
+            .ok_or(R::RefundOfNotFound)?;
+        let refundable = matches!(original.kind, TransferKind::Plain | TransferKind::Post);
+        if !refundable || original.outcome.result != R::Ok {
+            return Err(R::RefundOfNotRefundable);
+        }
+        // A refund moves money back: it debits the original's credit account.
+        check_same_fields(
+            e,
+            original.credit_account,
+            original.debit_account,
+            original.ledger,
+        )?;
+        let scale = self
+            .ledgers
+            .get(&original.ledger)
+            .expect("original's ledger exists")
+            .scale;
+        let amount = transfer_amount(e.amount, scale)?;
+        assert!(original.refunded <= original.amount);
+        if amount > original.amount - original.refunded {
+            return Err(R::RefundExceedsRemaining);
+        }
+        let (debit_balances, credit_balances) = self.move_money(
+            original.credit_account,
+            original.debit_account,
+            original.ledger,
+            amount,
+            false,
+        )?;
+        let mut updated = original;
+        updated.refunded += amount;
+        self.put_transfer(e.refund_of, updated);
+        let outcome = TransferOutcome {
+            result: R::Ok,
+            timestamp,
+            debit_balances,
+            credit_balances,
+        };
+        self.put_transfer(
+            e.id,
+            TransferRecord {
+                fingerprint,
+                kind: TransferKind::Refund,
+                debit_account: original.credit_account,
+                credit_account: original.debit_account,
+                ledger: original.ledger,
+                amount,
+                reference: e.refund_of,
+                timeout_s: 0,
+                outcome,
+                hold: HoldStatus::NotAHold,
+                refunded: 0,
+            },
+        );
+        Ok(outcome)
+    }
+
+    // ---- checks ----
+
+    /// Recomputes the digest from scratch (O(state)).
+    pub fn recompute_digest(&self) -> u128 {
+        let mut digest = 0u128;
+        for ledger in self.ledgers.values() {
+            digest = digest.wrapping_add(hash_ledger(ledger));
+        }
+        for account in self.accounts.values() {
+            digest = digest.wrapping_add(hash_account(account));
+        }
+        for (id, record) in &self.transfers {
+            digest = digest.wrapping_add(hash_transfer(*id, record));
+        }
+        digest
+    }
+
+    /// Checks every invariant of the state (O(state)); for tests and the simulator.
+    ///
+    /// Per ledger, debits equal credits (posted and pending); no account breaks its balance
+    /// flag and limit; pending balances are exactly the sum of the pending holds; refunds never
+    /// exceed their original; the expiry queue holds exactly the pending holds with a deadline;
+    /// the incremental digest equals a recomputed one.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut totals: BTreeMap<LedgerId, Balances> = BTreeMap::new();
+        for account in self.accounts.values() {
+            let t = totals.entry(account.ledger).or_default();
+            let b = &account.balances;
+            t.debits_pending = t.debits_pending.wrapping_add(b.debits_pending);
+            t.debits_posted = t.debits_posted.wrapping_add(b.debits_posted);
+            t.credits_pending = t.credits_pending.wrapping_add(b.credits_pending);
+            t.credits_posted = t.credits_posted.wrapping_add(b.credits_posted);
+            let limit = account.limit.unwrap_or(0);
+            if account
+                .flags
+                .has(AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS)
+                && b.debits_pending + b.debits_posted > b.credits_posted.saturating_add(limit)
+            {
+                return Err(format!("account {} exceeds its credits: {b:?}", account.id));
+            }
+            if account
+                .flags
+                .has(AccountFlags::CREDITS_MUST_NOT_EXCEED_DEBITS)
+                && b.credits_pending + b.credits_posted > b.debits_posted.saturating_add(limit)
+            {
+                return Err(format!("account {} exceeds its debits: {b:?}", account.id));
+            }
+        }
+        for (ledger, t) in &totals {
+            if t.debits_posted != t.credits_posted || t.debits_pending != t.credits_pending {
+                return Err(format!("ledger {ledger} does not balance: {t:?}"));
+            }
+        }
+        let mut held: FxHashMap<AccountId, (u128, u128)> = FxHashMap::default();
+        let mut expiries = BTreeSet::new();
+        for (id, record) in &self.transfers {
+            if record.refunded > record.amount {
+                return Err(format!(
+                    "transfer {id} refunded {} of {}",
+                    record.refunded, record.amount
+                ));
+            }
+            if record.hold == HoldStatus::Pending {
+                held.entry(record.debit_account).or_default().0 += record.amount;
+                held.entry(record.credit_account).or_default().1 += record.amount;
+                if let Some(deadline) = record.deadline() {
+                    expiries.insert((deadline, *id));
+                }
+            }
+        }
+        for account in self.accounts.values() {
+            let (debits, credits) = held.get(&account.id).copied().unwrap_or((0, 0));
+            if account.balances.debits_pending != debits
+                || account.balances.credits_pending != credits
+            {
+                return Err(format!(
+                    "account {} pending balances {:?} but holds of {debits}/{credits}",
+                    account.id, account.balances
+                ));
+            }
+        }
+        if expiries != self.expiries {
+            return Err("expiry queue does not match the pending holds".to_string());
+        }
+        let recomputed = self.recompute_digest();
+        if recomputed != self.digest {
+            return Err(format!(
+                "digest {:x} but recomputed {recomputed:x}",
+                self.digest
+            ));
+        }
+        Ok(())
+    }
+
+    /// Rebuilds a partition from its parts (used by checkpoints). The caller checks the digest.
+    pub(crate) fn from_parts(
+        applied_index: LogIndex,
+        last_timestamp: Timestamp,
+        ledgers: Vec<Ledger>,
+        accounts: Vec<Account>,
+        transfers: Vec<(TransferId, TransferRecord)>,
+    ) -> Partition {
+        let mut partition = Partition::new();
+        partition.applied_index = applied_index;
+        partition.last_timestamp = last_timestamp;
+        partition.ledgers = ledgers.into_iter().map(|l| (l.id, l)).collect();
+        partition.accounts.reserve(accounts.len());
+        partition
+            .accounts
+            .extend(accounts.into_iter().map(|a| (a.id, a)));
+        partition.transfers.reserve(transfers.len());
+        for (id, record) in transfers {
+            if record.hold == HoldStatus::Pending {
+                if let Some(deadline) = record.deadline() {
+                    partition.expiries.insert((deadline, id));
+                }
+            }
+            partition.transfers.insert(id, record);
+        }
+        partition.digest = partition.recompute_digest();
+        partition
+    }
+}
+
+fn check_sign(amount: Decimal) -> Result<(), TransferResult> {
+    if amount.is_sign_negative() && !amount.is_zero() {
+        return Err(TransferResult::AmountMustNotBeNegative);
+    }
+    Ok(())
+}
+
+/// For posts, voids and refunds: account and ledger fields are optional, but if given they
+/// must match the original.
+fn check_same_fields(
+    e: &NewTransfer,
+    debit: AccountId,
+    credit: AccountId,
+    ledger: LedgerId,
+) -> Result<(), TransferResult> {
+    if e.debit_account.0 != 0 && e.debit_account != debit {
+        return Err(TransferResult::DifferentDebitAccount);
+    }
+    if e.credit_account.0 != 0 && e.credit_account != credit {
+        return Err(TransferResult::DifferentCreditAccount);
+    }
+    if e.ledger.0 != 0 && e.ledger != ledger {
+        return Err(TransferResult::DifferentLedger);
+    }
+    Ok(())
+}
+
+/// Why a decimal could not become minor units.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AmountError {
+    /// More decimals than the scale allows.
+    TooManyDecimals,
+    /// Does not fit in `u128` minor units.
+    Overflow,
+}
+
+/// Converts a non-negative decimal to minor units of a ledger with `scale` decimals.
+pub fn to_minor(value: Decimal, scale: u8) -> Result<u128, AmountError> {
+    let value = value.normalize();
+    let value_scale = value.scale();
+    if value_scale > u32::from(scale) {
+        return Err(AmountError::TooManyDecimals);
+    }
+    let mantissa = value.mantissa().unsigned_abs();
+    let factor = 10u128
+        .checked_pow(u32::from(scale) - value_scale)
+        .ok_or(AmountError::Overflow)?;
+    mantissa.checked_mul(factor).ok_or(AmountError::Overflow)
+}
+
+/// Converts minor units back to a decimal, if it fits in `Decimal`'s 96-bit mantissa.
+pub fn from_minor(minor: u128, scale: u8) -> Option<Decimal> {
+    let mantissa = i128::try_from(minor).ok()?;
+    Decimal::try_from_i128_with_scale(mantissa, u32::from(scale)).ok()
+}
+
+fn transfer_amount(amount: Decimal, scale: u8) -> Result<u128, TransferResult> {
+    to_minor(amount, scale).map_err(|e| match e {
+        AmountError::TooManyDecimals => TransferResult::AmountTooManyDecimals,
+        AmountError::Overflow => TransferResult::AmountOverflow,
+    })
+}
+
+fn hash_ledger(ledger: &Ledger) -> u128 {
+    let mut bytes = [0u8; 8];
+    bytes[0..4].copy_from_slice(&ledger.id.0.to_le_bytes());
+    bytes[4] = ledger.scale;
+    bytes[5..7].copy_from_slice(&ledger.code.to_le_bytes());
+    bytes[7] = b'L';
+    xxh3_128(&bytes)
+}
+
+fn hash_account(a: &Account) -> u128 {
+    let mut bytes = [0u8; 160];
+    let mut w = Writer::new(&mut bytes);
+    w.u8(b'A');
+    w.u128(a.id.0);
+    w.u32(a.ledger.0);
+    w.u16(a.code);
+    w.u16(a.flags.0);
+    w.u8(u8::from(a.limit.is_some()));
+    w.u128(a.limit.unwrap_or(0));
+    w.u128(a.user_data_128);
+    w.u64(a.user_data_64);
+    w.u32(a.user_data_32);
+    w.u64(a.timestamp.0);
+    w.balances(&a.balances);
+    let len = w.pos;
+    xxh3_128(&bytes[..len])
+}
+
+fn hash_transfer(id: TransferId, r: &TransferRecord) -> u128 {
+    let mut bytes = [0u8; 400];
+    let mut w = Writer::new(&mut bytes);
+    w.u8(b'T');
+    w.u128(id.0);
+    w.u128(r.fingerprint);
+    w.u8(r.kind as u8);
+    w.u128(r.debit_account.0);
+    w.u128(r.credit_account.0);
+    w.u32(r.ledger.0);
+    w.u128(r.amount);
+    w.u128(r.reference.0);
+    w.u32(r.timeout_s);
+    w.u32(r.outcome.result.code());
+    w.u64(r.outcome.timestamp.0);
+    w.balances(&r.outcome.debit_balances);
+    w.balances(&r.outcome.credit_balances);
+    w.u8(r.hold as u8);
+    w.u128(r.refunded);
+    let len = w.pos;
+    xxh3_128(&bytes[..len])
+}
+
+struct Writer<'a> {
+    bytes: &'a mut [u8],
+    pos: usize,
+}
+
+impl<'a> Writer<'a> {
+    fn new(bytes: &'a mut [u8]) -> Self {
+        Writer { bytes, pos: 0 }
+    }
+    fn put(&mut self, value: &[u8]) {
+        self.bytes[self.pos..self.pos + value.len()].copy_from_slice(value);
+        self.pos += value.len();
+    }
+    fn u8(&mut self, v: u8) {
+        self.put(&[v]);
+    }
+    fn u16(&mut self, v: u16) {
+        self.put(&v.to_le_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.put(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.put(&v.to_le_bytes());
+    }
+    fn u128(&mut self, v: u128) {
+        self.put(&v.to_le_bytes());
+    }
+    fn balances(&mut self, b: &Balances) {
+        self.u128(b.debits_pending);
+        self.u128(b.debits_posted);
+        self.u128(b.credits_pending);
+        self.u128(b.credits_posted);
+    }
+}

@@ -1,0 +1,298 @@
+//! A durable single-node partition: the log, the state machine and checkpoints together.
+//!
+//! [`Store::submit`] is the whole write path of one partition without replication: it stamps
+//! nothing (the caller's payloads carry their timestamps), appends one log entry per payload,
+//! makes all of them durable with a single fsync (group commit), and only then applies them
+//! and returns their outcomes. Nothing is acknowledged before it is on disk.
+//!
+//! [`Store::open`] recovers: it opens the log (which truncates a torn tail and reports any
+//! other damage), loads the newest checkpoint that passes every check, and replays the log
+//! entries after it. A checkpoint that fails is skipped for an older one, and with none left
+//! the whole log is replayed: the log is never compacted, so full replay is always possible.
+//!
+//! The Raft layer will drive [`crate::segment::Log`] and [`crate::partition::Partition`]
+//! itself (entries are appended by the leader and applied when committed); this type is the
+//! single-node path used by the engine's demo, benches and crash tests.
+//!
+//! After any error from the log, the store is poisoned: what is in memory may be ahead of what
+//! is durable, so it refuses further work until reopened. A failed checkpoint only costs
+//! replay time later; it is reported and retried, and poisons nothing.
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::checkpoint::{self, CheckpointError};
+use crate::command::{DecodeError, EntryPayload};
+use crate::outcome::Outcome;
+use crate::partition::Partition;
+use crate::segment::{Entry, EntryKind, Log, LogConfig, LogError, RecoveryReport};
+use crate::types::{LogIndex, PartitionId, Term};
+
+/// Most bytes of log read per step of replay.
+const REPLAY_READ_SIZE_MAX: u64 = 64 << 20;
+
+/// How a store is laid out and how often it checkpoints.
+#[derive(Clone, Debug)]
+pub struct StoreConfig {
+    /// The partition this store holds.
+    pub partition: PartitionId,
+    /// Largest segment file of the log.
+    pub segment_size_max: u64,
+    /// Write a checkpoint after this many applied entries (0: only when asked).
+    pub checkpoint_interval_entries: u64,
+    /// How many checkpoints to keep (at least 1; 2 or more survive a damaged newest one
+    /// without a full replay).
+    pub checkpoints_kept: usize,
+}
+
+impl StoreConfig {
+    /// Defaults for `partition`: 64 MiB segments, a checkpoint every 10,000 entries, two kept.
+    pub fn new(partition: PartitionId) -> StoreConfig {
+        StoreConfig {
+            partition,
+            segment_size_max: crate::segment::SEGMENT_SIZE_MAX_DEFAULT,
+            checkpoint_interval_entries: 10_000,
+            checkpoints_kept: 2,
+        }
+    }
+}
+
+/// Why the store could not do what was asked.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The log failed (IO, corruption with its location, poisoned).
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// Writing a checkpoint failed.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// A durable log entry does not decode: the log is damaged in a way its checksums did not
+    /// catch, or was written by a newer version.
+    #[error("log entry {index} does not decode: {source}")]
+    Payload {
+        /// The entry.
+        index: LogIndex,
+        /// Why.
+        source: DecodeError,
+    },
+    /// A checkpoint covers entries the log no longer has: durable entries were lost.
+    #[error("checkpoint at index {checkpoint} is ahead of the log, which ends at {log_last}")]
+    CheckpointAhead {
+        /// The checkpoint's applied index.
+        checkpoint: LogIndex,
+        /// The log's last index.
+        log_last: LogIndex,
+    },
+    /// An earlier error left the store unusable until it is reopened.
+    #[error("the store is poisoned by an earlier error; reopen it")]
+    Poisoned,
+    /// The configuration is invalid.
+    #[error("invalid store configuration: {0}")]
+    Config(String),
+}
+
+impl StoreError {
+    /// Whether every replica would hit the same error on the same input (never: these are
+    /// local conditions of this replica's disk).
+    pub fn is_deterministic(&self) -> bool {
+        false
+    }
+}
+
+/// What [`Store::open`] found.
+#[derive(Clone, Debug, Default)]
+pub struct OpenReport {
+    /// What the log's recovery did.
+    pub log: RecoveryReport,
+    /// The checkpoint loaded, if any.
+    pub checkpoint: Option<LogIndex>,
+    /// Checkpoints that failed verification and were skipped, with the reason.
+    pub checkpoints_rejected: Vec<String>,
+    /// Entries replayed from the log after the checkpoint.
+    pub entries_replayed: u64,
+}
+
+/// One durable partition on one node. See the module documentation.
+pub struct Store {
+    dir: PathBuf,
+    config: StoreConfig,
+    log: Log,
+    partition: Partition,
+    entries_since_checkpoint: u64,
+    poisoned: bool,
+    checkpoint_error: Option<String>,
+    scratch: Vec<Entry>,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir` and recovers its state.
+    pub fn open(dir: &Path, config: StoreConfig) -> Result<(Store, OpenReport), StoreError> {
+        if config.checkpoints_kept == 0 {
+            return Err(StoreError::Config(
+                "checkpoints_kept must be at least 1".into(),
+            ));
+        }
+        let log_config = LogConfig {
+            partition: config.partition,
+            segment_size_max: config.segment_size_max,
+        };
+        let (mut log, log_report) = Log::open(&dir.join("log"), log_config)?;
+        let mut report = OpenReport {
+            log: log_report,
+            ..OpenReport::default()
+        };
+        // Everything recovered from disk was made durable by a completed sync before it was
+        // applied, so the whole recovered log counts as committed on a single node.
+        log.set_committed(log.last_index());
+        let checkpoint_dir = dir.join("checkpoints");
+        let mut partition = None;
+        for file in checkpoint::list(&checkpoint_dir)? {
+            if file.applied_index > log.last_index() {
+                return Err(StoreError::CheckpointAhead {
+                    checkpoint: file.applied_index,
+                    log_last: log.last_index(),
+                });
+            }
+            match checkpoint::read(&file.path, config.partition) {
+                Ok(loaded) if loaded.applied_index() == file.applied_index => {
+                    report.checkpoint = Some(file.applied_index);
+                    partition = Some(loaded);
+                    break;
+                }
+                Ok(loaded) => report.checkpoints_rejected.push(format!(
+                    "{}: holds index {} but is named {}",
+                    file.path.display(),
+                    loaded.applied_index(),
+                    file.applied_index
+                )),
+                Err(CheckpointError::Corrupt { path, reason }) => report
+                    .checkpoints_rejected
+                    .push(format!("{}: {reason}", path.display())),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut store = Store {
+            dir: dir.to_path_buf(),
+            config,
+            log,
+            partition: partition.unwrap_or_default(),
+            entries_since_checkpoint: 0,
+            poisoned: false,
+            checkpoint_error: None,
+            scratch: Vec::new(),
+        };
+        report.entries_replayed = store.replay()?;
+        store.entries_since_checkpoint = report.entries_replayed;
+        Ok((store, report))
+    }
+
+    fn replay(&mut self) -> Result<u64, StoreError> {
+        let last = self.log.last_index();
+        let mut next = self
+            .partition
+            .applied_index()
+            .next()
+            .max(self.log.first_index());
+        let mut replayed = 0;
+        while next <= last {
+            let entries = self.log.read(next, last.next(), REPLAY_READ_SIZE_MAX)?;
+            assert!(
+                !entries.is_empty(),
+                "read of a non-empty range returned nothing"
+            );
+            for entry in &entries {
+                self.apply_entry(entry)?;
+                replayed += 1;
+            }
+            next = entries[entries.len() - 1].index.next();
+        }
+        Ok(replayed)
+    }
+
+    fn apply_entry(&mut self, entry: &Entry) -> Result<Outcome, StoreError> {
+        if entry.kind != EntryKind::Normal || entry.payload.is_empty() {
+            self.partition.skip(entry.index);
+            return Ok(Outcome::Tick);
+        }
+        let payload =
+            EntryPayload::decode(&entry.payload).map_err(|source| StoreError::Payload {
+                index: entry.index,
+                source,
+            })?;
+        Ok(self.partition.apply(entry.index, &payload))
+    }
+
+    /// Appends `payloads` as one log entry each, makes them durable with one fsync, applies
+    /// them, and returns one outcome per payload.
+    pub fn submit(&mut self, payloads: &[EntryPayload]) -> Result<Vec<Outcome>, StoreError> {
+        if self.poisoned {
+            return Err(StoreError::Poisoned);
+        }
+        let first = self.log.last_index().next();
+        self.scratch.clear();
+        for (i, payload) in payloads.iter().enumerate() {
+            self.scratch.push(Entry {
+                index: LogIndex(first.0 + i as u64),
+                term: Term(1),
+                kind: EntryKind::Normal,
+                payload: payload.encode(),
+            });
+        }
+        let durable = self
+            .log
+            .append(&self.scratch)
+            .and_then(|()| self.log.sync());
+        if let Err(e) = durable {
+            self.poisoned = true;
+            return Err(e.into());
+        }
+        self.log.set_committed(self.log.last_index());
+        let mut outcomes = Vec::with_capacity(payloads.len());
+        for (i, payload) in payloads.iter().enumerate() {
+            outcomes.push(self.partition.apply(LogIndex(first.0 + i as u64), payload));
+        }
+        self.entries_since_checkpoint += payloads.len() as u64;
+        let interval = self.config.checkpoint_interval_entries;
+        if interval > 0 && self.entries_since_checkpoint >= interval {
+            // The entries are durable and applied whatever happens here: a failed checkpoint
+            // only costs replay time at the next restart, so it must not turn this
+            // acknowledged submit into an error. It is kept for the operator and retried at
+            // the next interval.
+            self.checkpoint_error = self.checkpoint().err().map(|e| e.to_string());
+        }
+        Ok(outcomes)
+    }
+
+    /// Writes a checkpoint of the current state now and prunes old ones.
+    pub fn checkpoint(&mut self) -> Result<PathBuf, StoreError> {
+        if self.poisoned {
+            return Err(StoreError::Poisoned);
+        }
+        let dir = self.dir.join("checkpoints");
+        let path = checkpoint::write(&dir, self.config.partition, &self.partition)?;
+        checkpoint::prune(&dir, self.config.checkpoints_kept)?;
+        self.entries_since_checkpoint = 0;
+        Ok(path)
+    }
+
+    /// The error of the last automatic checkpoint, if it failed.
+    pub fn checkpoint_error(&self) -> Option<&str> {
+        self.checkpoint_error.as_deref()
+    }
+
+    /// The state machine (read-only).
+    pub fn partition(&self) -> &Partition {
+        &self.partition
+    }
+
+    /// The log (read-only).
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// The directory the store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
