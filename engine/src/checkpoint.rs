@@ -363,6 +363,7 @@ pub fn decode(bytes: &[u8], partition_id: PartitionId) -> Result<Partition, Stri
         transfers.push((
             id,
             TransferRecord {
+                id,
                 fingerprint,
                 kind,
                 debit_account,

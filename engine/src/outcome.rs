@@ -35,7 +35,7 @@ macro_rules! result_enum {
                 }
             }
 
-            /// The snake_case name used in logs, the CLI and documentation.
+            /// The variant's name, as used in logs, the CLI and documentation.
             pub fn name(self) -> &'static str {
                 match self {
                     $($name::$variant => stringify!($variant),)*

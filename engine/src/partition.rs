@@ -125,6 +125,8 @@ pub enum HoldStatus {
 /// A decided transfer, kept for idempotent retries, posts, voids and refunds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TransferRecord {
+    /// The transfer's id.
+    pub id: TransferId,
     /// Hash of the event's fields as sent, to tell a retry from a conflicting reuse of the id.
     pub fingerprint: u128,
     /// What it did (meaningful only if `outcome.result` is `Ok`).
@@ -160,6 +162,59 @@ impl TransferRecord {
                     .saturating_add(u64::from(self.timeout_s) * NANOS_PER_SECOND),
             )
         })
+    }
+}
+
+/// Transfer records in chunks that never move once allocated.
+#[derive(Default)]
+struct Records {
+    chunks: Vec<Vec<TransferRecord>>,
+    len: u64,
+}
+
+impl Records {
+    const CHUNK_LEN: usize = 1 << 15;
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn push(&mut self, record: TransferRecord) -> u64 {
+        if self
+            .chunks
+            .last()
+            .is_none_or(|chunk| chunk.len() == Self::CHUNK_LEN)
+        {
+            self.chunks.push(Vec::with_capacity(Self::CHUNK_LEN));
+        }
+        let chunk = self.chunks.last_mut().expect("a chunk with room");
+        chunk.push(record);
+        self.len += 1;
+        self.len - 1
+    }
+
+    fn pop(&mut self) -> Option<TransferRecord> {
+        let chunk = self.chunks.last_mut()?;
+        let record = chunk.pop()?;
+        if chunk.is_empty() {
+            self.chunks.pop();
+        }
+        self.len -= 1;
+        Some(record)
+    }
+
+    fn get(&self, slot: u64) -> &TransferRecord {
+        let chunk = (slot / Self::CHUNK_LEN as u64) as usize;
+        &self.chunks[chunk][(slot % Self::CHUNK_LEN as u64) as usize]
+    }
+
+    fn get_mut(&mut self, slot: u64) -> &mut TransferRecord {
+        let chunk = (slot / Self::CHUNK_LEN as u64) as usize;
+        &mut self.chunks[chunk][(slot % Self::CHUNK_LEN as u64) as usize]
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &TransferRecord> {
+        self.chunks.iter().flatten()
     }
 }
 
@@ -223,7 +278,11 @@ impl EventResult for TransferOutcome {
 pub struct Partition {
     ledgers: BTreeMap<LedgerId, Ledger>,
     accounts: FxHashMap<AccountId, Account>,
-    transfers: FxHashMap<TransferId, TransferRecord>,
+    /// Where each decided transfer's record lives in `records`.
+    transfers: FxHashMap<TransferId, u64>,
+    /// Transfer records in the order they were decided. Kept apart from the map so that the
+    /// map's entries stay small: growing the map moves 24-byte entries, never the records.
+    records: Records,
     /// Pending holds with a deadline, by deadline then id (a deterministic expiry order).
     expiries: BTreeSet<(Timestamp, TransferId)>,
     applied_index: LogIndex,
@@ -249,6 +308,7 @@ impl Partition {
             ledgers: BTreeMap::new(),
             accounts: FxHashMap::default(),
             transfers: FxHashMap::default(),
+            records: Records::default(),
             expiries: BTreeSet::new(),
             applied_index: LogIndex(0),
             last_timestamp: Timestamp(0),
@@ -286,7 +346,7 @@ impl Partition {
 
     /// A decided transfer by id.
     pub fn transfer(&self, id: TransferId) -> Option<&TransferRecord> {
-        self.transfers.get(&id)
+        self.transfers.get(&id).map(|&slot| self.records.get(slot))
     }
 
     /// How many accounts exist.
@@ -309,9 +369,9 @@ impl Partition {
         self.accounts.values()
     }
 
-    /// Every recorded transfer, in no particular order.
-    pub fn transfers(&self) -> impl Iterator<Item = (&TransferId, &TransferRecord)> {
-        self.transfers.iter()
+    /// Every recorded transfer, in the order they were decided.
+    pub fn transfers(&self) -> impl Iterator<Item = (TransferId, &TransferRecord)> {
+        self.records.iter().map(|record| (record.id, record))
     }
 
     /// Marks an entry that carries no command (a Raft no-op or configuration change) applied.
@@ -475,10 +535,15 @@ impl Partition {
                     self.accounts.remove(&id);
                 }
                 Undo::Transfer(id, Some(old)) => {
-                    self.transfers.insert(id, old);
+                    let slot = self.transfers[&id];
+                    *self.records.get_mut(slot) = old;
                 }
                 Undo::Transfer(id, None) => {
-                    self.transfers.remove(&id);
+                    // Inserts are undone in reverse order, so this record is the last one.
+                    let slot = self.transfers.remove(&id).expect("undone insert is mapped");
+                    let record = self.records.pop().expect("undone insert has a record");
+                    assert_eq!(record.id, id);
+                    assert_eq!(slot, self.records.len());
                 }
                 Undo::ExpiryInserted(deadline, id) => {
                     assert!(self.expiries.remove(&(deadline, id)));
@@ -495,17 +560,31 @@ impl Partition {
 
     fn put_account(&mut self, account: Account) {
         let old = self.accounts.insert(account.id, account);
-        if let Some(old) = &old {
-            self.digest = self.digest.wrapping_sub(hash_account(old));
+        match &old {
+            Some(old) => {
+                // Only balances change after creation; the fields fixed at creation keep
+                // their part of the digest.
+                debug_assert_eq!(hash_account_fields(old), hash_account_fields(&account));
+                self.digest = self.digest.wrapping_sub(hash_account_balances(old));
+            }
+            None => self.digest = self.digest.wrapping_add(hash_account_fields(&account)),
         }
-        self.digest = self.digest.wrapping_add(hash_account(&account));
+        self.digest = self.digest.wrapping_add(hash_account_balances(&account));
         if let Some(undo) = &mut self.undo {
             undo.push(Undo::Account(account.id, old));
         }
     }
 
-    fn put_transfer(&mut self, id: TransferId, record: TransferRecord) {
-        let old = self.transfers.insert(id, record);
+    fn put_transfer(&mut self, id: TransferId, mut record: TransferRecord) {
+        record.id = id;
+        let old = match self.transfers.get(&id) {
+            Some(&slot) => Some(std::mem::replace(self.records.get_mut(slot), record)),
+            None => {
+                let slot = self.records.push(record);
+                self.transfers.insert(id, slot);
+                None
+            }
+        };
         if let Some(old) = &old {
             self.digest = self.digest.wrapping_sub(hash_transfer(id, old));
         }
@@ -537,7 +616,7 @@ impl Partition {
                 break;
             }
             self.remove_expiry(deadline, id);
-            let mut hold = *self.transfers.get(&id).expect("expiring hold is recorded");
+            let mut hold = *self.transfer(id).expect("expiring hold is recorded");
             assert_eq!(hold.hold, HoldStatus::Pending, "expiring hold {id}");
             self.release_hold(&hold);
             hold.hold = HoldStatus::Expired;
@@ -690,6 +769,7 @@ impl Partition {
         self.put_transfer(
             e.id,
             TransferRecord {
+                id: TransferId(0), // set by put_transfer
                 fingerprint,
                 kind: TransferKind::Plain,
                 debit_account: e.debit_account,
@@ -741,7 +821,7 @@ impl Partition {
             return undecided(R::TimeoutReservedForPendingTransfer);
         }
         let fingerprint = self.fingerprint(e);
-        if let Some(existing) = self.transfers.get(&e.id) {
+        if let Some(existing) = self.transfer(e.id) {
             return if existing.fingerprint == fingerprint {
                 (existing.outcome, Decision::Replayed)
             } else {
@@ -804,6 +884,7 @@ impl Partition {
             credit_balances,
         };
         let record = TransferRecord {
+            id: TransferId(0), // set by put_transfer
             fingerprint,
             kind,
             debit_account: e.debit_account,
@@ -914,8 +995,7 @@ impl Partition {
         use TransferResult as R;
         check_sign(e.amount)?;
         let hold = *self
-            .transfers
-            .get(&e.pending_id)
+            .transfer(e.pending_id)
             .ok_or(R::PendingTransferNotFound)?;
         if hold.kind != TransferKind::Pending || hold.outcome.result != R::Ok {
             return Err(R::PendingTransferNotPending);
@@ -996,6 +1076,7 @@ impl Partition {
         self.put_transfer(
             e.id,
             TransferRecord {
+                id: TransferId(0), // set by put_transfer
                 fingerprint,
                 kind: if post {
                     TransferKind::Post
@@ -1027,10 +1108,7 @@ impl Partition {
         if e.amount.is_zero() {
             return Err(R::AmountMustNotBeZero);
         }
-        let original = *self
-            .transfers
-            .get(&e.refund_of)
-            .ok_or(R::RefundOfNotFound)?;
+        let original = *self.transfer(e.refund_of).ok_or(R::RefundOfNotFound)?;
         let refundable = matches!(original.kind, TransferKind::Plain | TransferKind::Post);
         if !refundable || original.outcome.result != R::Ok {
             return Err(R::RefundOfNotRefundable);
@@ -1071,6 +1149,7 @@ impl Partition {
         self.put_transfer(
             e.id,
             TransferRecord {
+                id: TransferId(0), // set by put_transfer
                 fingerprint,
                 kind: TransferKind::Refund,
                 debit_account: original.credit_account,
@@ -1096,10 +1175,12 @@ impl Partition {
             digest = digest.wrapping_add(hash_ledger(ledger));
         }
         for account in self.accounts.values() {
-            digest = digest.wrapping_add(hash_account(account));
+            digest = digest
+                .wrapping_add(hash_account_fields(account))
+                .wrapping_add(hash_account_balances(account));
         }
-        for (id, record) in &self.transfers {
-            digest = digest.wrapping_add(hash_transfer(*id, record));
+        for (id, record) in self.transfers() {
+            digest = digest.wrapping_add(hash_transfer(id, record));
         }
         digest
     }
@@ -1142,7 +1223,14 @@ impl Partition {
         }
         let mut held: FxHashMap<AccountId, (u128, u128)> = FxHashMap::default();
         let mut expiries = BTreeSet::new();
-        for (id, record) in &self.transfers {
+        if self.records.len() != self.transfers.len() as u64 {
+            return Err("transfer map and records differ in size".to_string());
+        }
+        for (slot, record) in self.records.iter().enumerate() {
+            let id = record.id;
+            if self.transfers.get(&id) != Some(&(slot as u64)) {
+                return Err(format!("transfer {id} is not mapped to its slot {slot}"));
+            }
             if record.refunded > record.amount {
                 return Err(format!(
                     "transfer {id} refunded {} of {}",
@@ -1153,7 +1241,7 @@ impl Partition {
                 held.entry(record.debit_account).or_default().0 += record.amount;
                 held.entry(record.credit_account).or_default().1 += record.amount;
                 if let Some(deadline) = record.deadline() {
-                    expiries.insert((deadline, *id));
+                    expiries.insert((deadline, id));
                 }
             }
         }
@@ -1198,13 +1286,16 @@ impl Partition {
             .accounts
             .extend(accounts.into_iter().map(|a| (a.id, a)));
         partition.transfers.reserve(transfers.len());
-        for (id, record) in transfers {
+        for (id, mut record) in transfers {
+            record.id = id;
             if record.hold == HoldStatus::Pending {
                 if let Some(deadline) = record.deadline() {
                     partition.expiries.insert((deadline, id));
                 }
             }
-            partition.transfers.insert(id, record);
+            let slot = partition.records.push(record);
+            let previous = partition.transfers.insert(id, slot);
+            assert!(previous.is_none(), "transfer {id} twice in a checkpoint");
         }
         partition.digest = partition.recompute_digest();
         partition
@@ -1283,8 +1374,9 @@ fn hash_ledger(ledger: &Ledger) -> u128 {
     xxh3_128(&bytes)
 }
 
-fn hash_account(a: &Account) -> u128 {
-    let mut bytes = [0u8; 160];
+/// The digest part of an account's fields fixed at creation.
+fn hash_account_fields(a: &Account) -> u128 {
+    let mut bytes = [0u8; 96];
     let mut w = Writer::new(&mut bytes);
     w.u8(b'A');
     w.u128(a.id.0);
@@ -1297,13 +1389,23 @@ fn hash_account(a: &Account) -> u128 {
     w.u64(a.user_data_64);
     w.u32(a.user_data_32);
     w.u64(a.timestamp.0);
-    w.balances(&a.balances);
     let len = w.pos;
     xxh3_128(&bytes[..len])
 }
 
+/// The digest part of an account's balances (the only fields that change).
+fn hash_account_balances(a: &Account) -> u128 {
+    let mut bytes = [0u8; 81];
+    let mut w = Writer::new(&mut bytes);
+    w.u8(b'B');
+    w.u128(a.id.0);
+    w.balances(&a.balances);
+    assert_eq!(w.pos, bytes.len());
+    xxh3_128(&bytes)
+}
+
 fn hash_transfer(id: TransferId, r: &TransferRecord) -> u128 {
-    let mut bytes = [0u8; 400];
+    let mut bytes = [0u8; 280];
     let mut w = Writer::new(&mut bytes);
     w.u8(b'T');
     w.u128(id.0);

@@ -15,7 +15,10 @@
 //! transfers are frequent. Proptest prints the failing case and its seed; set
 //! `PROPTEST_CASES` for a longer run.
 
-#![expect(clippy::unwrap_used, reason = "the model's own lookups of entries it just checked")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "the model's own lookups of entries it just checked"
+)]
 
 use std::collections::BTreeMap;
 
