@@ -121,7 +121,14 @@ pub fn write(
     partition_id: PartitionId,
     partition: &Partition,
 ) -> Result<PathBuf, CheckpointError> {
-    fs::create_dir_all(dir).map_err(io_error(dir))?;
+    if !dir.exists() {
+        fs::create_dir_all(dir).map_err(io_error(dir))?;
+        if let Some(parent) = dir.parent() {
+            File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(io_error(parent))?;
+        }
+    }
     let body = encode_body(partition);
     let header = encode_header(partition_id, partition, &body);
     let index = partition.applied_index();
@@ -157,6 +164,13 @@ pub fn prune(dir: &Path, keep: usize) -> Result<(), CheckpointError> {
 
 /// Reads and fully verifies a checkpoint.
 pub fn read(path: &Path, partition_id: PartitionId) -> Result<Partition, CheckpointError> {
+    let size = fs::metadata(path).map_err(io_error(path))?.len();
+    if size > CHECKPOINT_HEADER_SIZE as u64 + CHECKPOINT_BODY_SIZE_MAX {
+        return Err(CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            reason: format!("{size} bytes exceeds the maximum checkpoint size"),
+        });
+    }
     let bytes = fs::read(path).map_err(io_error(path))?;
     decode(&bytes, partition_id).map_err(|reason| CheckpointError::Corrupt {
         path: path.to_path_buf(),
@@ -191,7 +205,10 @@ fn encode_body(p: &Partition) -> Vec<u8> {
         out.extend_from_slice(&ledger.code.to_le_bytes());
     }
     out.extend_from_slice(&(p.account_count() as u64).to_le_bytes());
-    for a in p.accounts() {
+    // Sorted, so that replicas with equal state write equal bytes.
+    let mut accounts: Vec<&Account> = p.accounts().collect();
+    accounts.sort_unstable_by_key(|a| a.id);
+    for a in accounts {
         out.extend_from_slice(&a.id.0.to_le_bytes());
         out.extend_from_slice(&a.ledger.0.to_le_bytes());
         out.extend_from_slice(&a.code.to_le_bytes());
@@ -264,7 +281,10 @@ pub fn decode(bytes: &[u8], partition_id: PartitionId) -> Result<Partition, Stri
     if version != CHECKPOINT_VERSION {
         return Err(format!("unknown version {version}"));
     }
-    let _reserved = h.u16()?;
+    let reserved = h.u16()?;
+    if reserved != 0 {
+        return Err(format!("reserved field is {reserved}, not 0"));
+    }
     let partition = h.u32()?;
     if partition != partition_id.0 {
         return Err(format!(
@@ -387,7 +407,7 @@ pub fn decode(bytes: &[u8], partition_id: PartitionId) -> Result<Partition, Stri
         return Err(format!("{} trailing bytes", body.len() - r.pos));
     }
     let partition =
-        Partition::from_parts(applied_index, last_timestamp, ledgers, accounts, transfers);
+        Partition::from_parts(applied_index, last_timestamp, ledgers, accounts, transfers)?;
     if partition.digest() != digest {
         return Err(format!(
             "state digest {:x} does not match the header's {digest:x}",

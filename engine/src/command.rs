@@ -258,6 +258,26 @@ impl EntryPayload {
         }
     }
 
+    /// Checks the limits the encoder asserts: at most [`EVENTS_PER_COMMAND_MAX`] events and
+    /// memos of at most [`MEMO_SIZE_MAX`] bytes. Callers with outside input check this first.
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        let count = match &self.command {
+            Command::Tick => 0,
+            Command::CreateLedgers(events) => events.len(),
+            Command::CreateAccounts(events) => events.len(),
+            Command::CreateTransfers(events) => {
+                if let Some(t) = events.iter().find(|t| t.memo.len() > MEMO_SIZE_MAX) {
+                    return Err(DecodeError::MemoTooLong(t.memo.len().min(255) as u8));
+                }
+                events.len()
+            }
+        };
+        if count > EVENTS_PER_COMMAND_MAX {
+            return Err(DecodeError::TooManyEvents(count.min(u32::MAX as usize) as u32));
+        }
+        Ok(())
+    }
+
     /// This payload's encoding.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::new();

@@ -691,7 +691,9 @@ impl Partition {
             let same_limit = match e.limit {
                 None => existing.limit.is_none(),
                 Some(limit) => {
-                    existing.limit.is_some() && to_minor(limit, scale).ok() == existing.limit
+                    !limit.is_sign_negative()
+                        && existing.limit.is_some()
+                        && to_minor(limit, scale).ok() == existing.limit
                 }
             };
             let same = existing.ledger == e.ledger
@@ -1269,22 +1271,29 @@ impl Partition {
         Ok(())
     }
 
-    /// Rebuilds a partition from its parts (used by checkpoints). The caller checks the digest.
+    /// Rebuilds a partition from its parts (used by checkpoints). Duplicate ids are an error,
+    /// not a panic: the parts come from a file. The caller checks the digest.
     pub(crate) fn from_parts(
         applied_index: LogIndex,
         last_timestamp: Timestamp,
         ledgers: Vec<Ledger>,
         accounts: Vec<Account>,
         transfers: Vec<(TransferId, TransferRecord)>,
-    ) -> Partition {
+    ) -> Result<Partition, String> {
         let mut partition = Partition::new();
         partition.applied_index = applied_index;
         partition.last_timestamp = last_timestamp;
-        partition.ledgers = ledgers.into_iter().map(|l| (l.id, l)).collect();
+        for ledger in ledgers {
+            if partition.ledgers.insert(ledger.id, ledger).is_some() {
+                return Err(format!("ledger {} twice", ledger.id));
+            }
+        }
         partition.accounts.reserve(accounts.len());
-        partition
-            .accounts
-            .extend(accounts.into_iter().map(|a| (a.id, a)));
+        for account in accounts {
+            if partition.accounts.insert(account.id, account).is_some() {
+                return Err(format!("account {} twice", account.id));
+            }
+        }
         partition.transfers.reserve(transfers.len());
         for (id, mut record) in transfers {
             record.id = id;
@@ -1294,11 +1303,12 @@ impl Partition {
                 }
             }
             let slot = partition.records.push(record);
-            let previous = partition.transfers.insert(id, slot);
-            assert!(previous.is_none(), "transfer {id} twice in a checkpoint");
+            if partition.transfers.insert(id, slot).is_some() {
+                return Err(format!("transfer {id} twice"));
+            }
         }
         partition.digest = partition.recompute_digest();
-        partition
+        Ok(partition)
     }
 }
 

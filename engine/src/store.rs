@@ -84,6 +84,10 @@ pub enum StoreError {
         /// The log's last index.
         log_last: LogIndex,
     },
+    /// A payload breaks a limit of the entry format (too many events, a memo too long); it
+    /// was not written.
+    #[error("invalid payload: {0}")]
+    Invalid(DecodeError),
     /// An earlier error left the store unusable until it is reopened.
     #[error("the store is poisoned by an earlier error; reopen it")]
     Poisoned,
@@ -148,13 +152,15 @@ impl Store {
         let checkpoint_dir = dir.join("checkpoints");
         let mut partition = None;
         for file in checkpoint::list(&checkpoint_dir)? {
-            if file.applied_index > log.last_index() {
-                return Err(StoreError::CheckpointAhead {
-                    checkpoint: file.applied_index,
-                    log_last: log.last_index(),
-                });
-            }
             match checkpoint::read(&file.path, config.partition) {
+                // Only a checkpoint that verified can prove that durable entries were lost;
+                // a damaged file with a high name is skipped like any damaged file.
+                Ok(loaded) if loaded.applied_index() > log.last_index() => {
+                    return Err(StoreError::CheckpointAhead {
+                        checkpoint: loaded.applied_index(),
+                        log_last: log.last_index(),
+                    });
+                }
                 Ok(loaded) if loaded.applied_index() == file.applied_index => {
                     report.checkpoint = Some(file.applied_index);
                     partition = Some(loaded);
@@ -229,6 +235,9 @@ impl Store {
         if self.poisoned {
             return Err(StoreError::Poisoned);
         }
+        for payload in payloads {
+            payload.validate().map_err(StoreError::Invalid)?;
+        }
         let first = self.log.last_index().next();
         self.scratch.clear();
         for (i, payload) in payloads.iter().enumerate() {
@@ -260,6 +269,7 @@ impl Store {
             // acknowledged submit into an error. It is kept for the operator and retried at
             // the next interval.
             self.checkpoint_error = self.checkpoint().err().map(|e| e.to_string());
+            self.entries_since_checkpoint = 0;
         }
         Ok(outcomes)
     }
