@@ -191,7 +191,7 @@ pub struct EntryPayload {
 }
 
 /// Why a payload could not be decoded.
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Clone, Debug, Error, PartialEq, Eq)]
 pub enum DecodeError {
     /// The input ended before the named field.
     #[error("payload truncated while reading {0}")]
@@ -273,7 +273,9 @@ impl EntryPayload {
             }
         };
         if count > EVENTS_PER_COMMAND_MAX {
-            return Err(DecodeError::TooManyEvents(count.min(u32::MAX as usize) as u32));
+            return Err(DecodeError::TooManyEvents(
+                count.min(u32::MAX as usize) as u32
+            ));
         }
         Ok(())
     }

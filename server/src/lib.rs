@@ -1,0 +1,11 @@
+//! The Tally server: Raft replication of each partition over the engine's log, and (next)
+//! the network server and operator commands.
+//!
+//! - [`raft_storage`]: raft-rs `Storage` over the segmented log; hard state on disk.
+//! - [`replica`]: one partition replica: `RawNode` + state machine, the Ready loop.
+//! - [`sim`]: a deterministic cluster simulator (one thread, simulated network, disk faults
+//!   and time) that checks Raft's and the ledger's invariants after every step.
+
+pub mod raft_storage;
+pub mod replica;
+pub mod sim;

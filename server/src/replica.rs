@@ -1,0 +1,470 @@
+//! One replica of one partition: a raft-rs `RawNode` over [`RaftLog`], and the partition's
+//! state machine.
+//!
+//! The driver (the server's partition thread, or the simulator) calls [`Replica::tick`],
+//! [`Replica::step`] and [`Replica::propose`], then [`Replica::handle_ready`], which follows
+//! raft-rs's Ready contract:
+//!
+//! 1. append the Ready's entries to the log (truncating a conflicting uncommitted tail) and
+//!    fsync once for all of them — group commit: however many client batches arrived since
+//!    the last Ready, one fsync;
+//! 2. persist a changed term or vote;
+//! 3. only then hand out the Ready's messages (its early leader messages and its persisted
+//!    messages alike: sending leader appends in parallel with the local fsync is a later
+//!    optimisation), so no peer ever sees a vote or an ack that is not on disk;
+//! 4. apply committed entries in order, `advance`, and apply what the LightReady commits;
+//! 5. `advance_apply`.
+//!
+//! Time: the leader stamps every proposal with `max(clock, last stamp + 1)`; the state
+//! machine additionally keeps its clock monotonic across leaders, so a new leader whose clock
+//! is behind cannot move time backwards. When the leader has proposed nothing for
+//! `tick_interval` ticks it proposes a `Tick` entry, so holds expire on time while idle.
+//!
+//! Reads are linearizable through ReadIndex (raft-rs `ReadOnlyOption::Safe`): the leader
+//! confirms its leadership with a heartbeat round before it serves a read at the commit index
+//! it had when the read arrived. Unlike lease-based reads this does not depend on bounded
+//! clock drift, which matters on machines whose clocks we skew in chaos tests.
+//!
+//! Checkpoints are written every `checkpoint_interval_entries` applied entries; a restarted
+//! replica loads the newest valid one and raft-rs re-delivers the committed entries after it.
+//!
+//! The `bug_*` fields of [`ReplicaConfig`] exist only so the simulator can prove it catches
+//! the classic mistakes (skipping the fsync, applying before commit, losing a vote); they are
+//! off unless a test turns them on.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use raft::eraftpb::{Entry as RaftEntry, EntryType, Message};
+use raft::{Config, RawNode, ReadOnlyOption, StateRole};
+use slog::Logger;
+use tally_engine::checkpoint;
+use tally_engine::command::{Command, DecodeError, EntryPayload};
+use tally_engine::outcome::Outcome;
+use tally_engine::partition::Partition;
+use tally_engine::types::{LogIndex, PartitionId, Timestamp};
+use thiserror::Error;
+
+use crate::raft_storage::{RaftLog, RaftStorageError};
+
+/// How a replica runs.
+#[derive(Clone, Debug)]
+pub struct ReplicaConfig {
+    /// This node's Raft id (never 0).
+    pub node_id: u64,
+    /// The partition.
+    pub partition: PartitionId,
+    /// Every voter of the group, including this node, for a new replica.
+    pub voters: Vec<u64>,
+    /// Ticks without a heartbeat before a follower campaigns. raft-rs draws each election
+    /// timeout from `[election_tick, election_tick + 1)`, so this value is the timeout: give
+    /// each node a different one (the simulator draws them from its seed).
+    pub election_tick: usize,
+    /// Ticks between leader heartbeats.
+    pub heartbeat_tick: usize,
+    /// Idle ticks after which the leader proposes a `Tick` entry.
+    pub tick_interval: u64,
+    /// Largest segment file of the log.
+    pub segment_size_max: u64,
+    /// Applied entries between checkpoints (0: never).
+    pub checkpoint_interval_entries: u64,
+    /// Checkpoints kept.
+    pub checkpoints_kept: usize,
+    /// Simulator fault: never fsync the log.
+    #[doc(hidden)]
+    pub bug_skip_fsync: bool,
+    /// Simulator fault: apply entries when appended rather than when committed.
+    #[doc(hidden)]
+    pub bug_apply_before_commit: bool,
+    /// Simulator fault: never persist term and vote.
+    #[doc(hidden)]
+    pub bug_skip_vote: bool,
+}
+
+impl ReplicaConfig {
+    /// Defaults for a replica of `partition` on `node_id` among `voters`.
+    pub fn new(node_id: u64, partition: PartitionId, voters: Vec<u64>) -> ReplicaConfig {
+        ReplicaConfig {
+            node_id,
+            partition,
+            voters,
+            election_tick: 10,
+            heartbeat_tick: 2,
+            tick_interval: 10,
+            segment_size_max: tally_engine::segment::SEGMENT_SIZE_MAX_DEFAULT,
+            checkpoint_interval_entries: 10_000,
+            checkpoints_kept: 2,
+            bug_skip_fsync: false,
+            bug_apply_before_commit: false,
+            bug_skip_vote: false,
+        }
+    }
+}
+
+/// Why a replica failed. Every variant stops the replica: its driver must not continue.
+#[derive(Debug, Error)]
+pub enum ReplicaError {
+    /// The log or state file failed.
+    #[error(transparent)]
+    Storage(#[from] RaftStorageError),
+    /// raft-rs refused something.
+    #[error("raft: {0}")]
+    Raft(#[from] raft::Error),
+    /// A checkpoint could not be read or written.
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    /// A committed entry does not decode: a bug or undetected corruption.
+    #[error("committed entry {index} does not decode: {source}")]
+    Payload {
+        /// The entry.
+        index: u64,
+        /// Why.
+        source: DecodeError,
+    },
+}
+
+/// Why a proposal was not accepted.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum ProposeError {
+    /// This replica is not the leader; `leader` is the one it knows of (0: none).
+    #[error("not the leader (leader: {leader})")]
+    NotLeader {
+        /// The leader's node id, or 0.
+        leader: u64,
+    },
+    /// The payload breaks a limit of the entry format.
+    #[error("invalid payload: {0}")]
+    Invalid(DecodeError),
+    /// raft-rs dropped the proposal (e.g. a leadership transfer is under way).
+    #[error("proposal dropped")]
+    Dropped,
+}
+
+/// A committed entry as applied.
+#[derive(Clone, Debug)]
+pub struct Applied {
+    /// Its index.
+    pub index: LogIndex,
+    /// Its term.
+    pub term: u64,
+    /// Its payload, if it carried a command (empty leader entries carry none).
+    pub payload: Option<EntryPayload>,
+    /// What it came to.
+    pub outcome: Outcome,
+    /// The raw bytes, for log-matching checks.
+    pub data: Bytes,
+    /// The state digest right after applying it.
+    pub digest: u128,
+}
+
+/// A read confirmed by ReadIndex: it may be served once `applied_index() >= index`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadReady {
+    /// The read's context, as passed to [`Replica::read_index`].
+    pub context: Vec<u8>,
+    /// The commit index the read must wait for.
+    pub index: u64,
+}
+
+/// One partition replica. See the module documentation.
+pub struct Replica {
+    node: RawNode<RaftLog>,
+    partition: Partition,
+    config: ReplicaConfig,
+    checkpoint_dir: PathBuf,
+    entries_since_checkpoint: u64,
+    last_stamp: u64,
+    idle_ticks: u64,
+    /// The last index known durable (what survives a crash).
+    durable_index: u64,
+    /// With `bug_apply_before_commit`: the highest index applied early.
+    applied_early: u64,
+}
+
+fn discard_logger() -> Logger {
+    Logger::root(slog::Discard, slog::o!())
+}
+
+impl Replica {
+    /// Opens (or creates) the replica in `dir`: recovers the log, loads the newest valid
+    /// checkpoint, and starts raft-rs after it.
+    pub fn open(dir: &Path, config: ReplicaConfig) -> Result<Replica, ReplicaError> {
+        let (mut raft_log, _report) = RaftLog::open(
+            dir,
+            config.partition,
+            &config.voters,
+            config.segment_size_max,
+        )?;
+        let checkpoint_dir = dir.join("checkpoints");
+        let mut partition = Partition::new();
+        for file in checkpoint::list(&checkpoint_dir)? {
+            if file.applied_index > raft_log.log().last_index() {
+                continue;
+            }
+            if let Ok(loaded) = checkpoint::read(&file.path, config.partition) {
+                if loaded.applied_index() == file.applied_index {
+                    partition = loaded;
+                    break;
+                }
+            }
+        }
+        let applied = partition.applied_index().0;
+        raft_log.raise_commit(applied);
+        let durable_index = raft_log.log().last_index().0;
+        let raft_config = Config {
+            id: config.node_id,
+            election_tick: config.election_tick,
+            heartbeat_tick: config.heartbeat_tick,
+            min_election_tick: config.election_tick,
+            max_election_tick: config.election_tick + 1,
+            applied,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 256,
+            check_quorum: true,
+            pre_vote: true,
+            read_only_option: ReadOnlyOption::Safe,
+            ..Config::default()
+        };
+        let node = RawNode::new(&raft_config, raft_log, &discard_logger())?;
+        Ok(Replica {
+            node,
+            last_stamp: partition.last_timestamp().0,
+            partition,
+            config,
+            checkpoint_dir,
+            entries_since_checkpoint: 0,
+            idle_ticks: 0,
+            durable_index,
+            applied_early: 0,
+        })
+    }
+
+    /// The state machine.
+    pub fn partition(&self) -> &Partition {
+        &self.partition
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> u64 {
+        self.config.node_id
+    }
+
+    /// Whether this replica is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.node.raft.state == StateRole::Leader
+    }
+
+    /// The leader this replica knows of (0: none).
+    pub fn leader_id(&self) -> u64 {
+        self.node.raft.leader_id
+    }
+
+    /// The current term.
+    pub fn term(&self) -> u64 {
+        self.node.raft.term
+    }
+
+    /// The commit index.
+    pub fn commit_index(&self) -> u64 {
+        self.node.raft.raft_log.committed
+    }
+
+    /// The last index in the log.
+    pub fn last_index(&self) -> u64 {
+        self.node.store().log().last_index().0
+    }
+
+    /// The last index that a crash cannot lose.
+    pub fn durable_index(&self) -> u64 {
+        self.durable_index
+    }
+
+    /// The term of a stored entry.
+    pub fn entry_term(&self, index: u64) -> Option<u64> {
+        self.node
+            .store()
+            .log()
+            .term(LogIndex(index))
+            .ok()
+            .flatten()
+            .map(|t| t.0)
+    }
+
+    /// Advances Raft's clock by one tick; the leader proposes a `Tick` entry when idle, so
+    /// holds expire on time. `now` is the wall clock (or the simulator's).
+    pub fn tick(&mut self, now: Timestamp) {
+        self.node.tick();
+        if self.is_leader() {
+            self.idle_ticks += 1;
+            if self.idle_ticks >= self.config.tick_interval {
+                // Best effort: a dropped tick is retried at the next interval.
+                let _ = self.propose(Command::Tick, now);
+            }
+        } else {
+            self.idle_ticks = 0;
+        }
+    }
+
+    /// Feeds a message from a peer. Messages for another group or node are refused.
+    pub fn step(&mut self, message: Message) -> Result<(), ReplicaError> {
+        if message.to != self.config.node_id {
+            return Err(ReplicaError::Raft(raft::Error::StepPeerNotFound));
+        }
+        match self.node.step(message) {
+            // A message from a peer we do not know (e.g. a stale configuration) is ignored.
+            Err(raft::Error::StepPeerNotFound) | Err(raft::Error::StepLocalMsg) => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
+    /// Proposes a command; only the leader accepts. The leader stamps the entry with
+    /// `max(now, last stamp + 1)`.
+    pub fn propose(&mut self, command: Command, now: Timestamp) -> Result<(), ProposeError> {
+        if !self.is_leader() {
+            return Err(ProposeError::NotLeader {
+                leader: self.leader_id(),
+            });
+        }
+        let stamp = now.0.max(self.last_stamp + 1);
+        let payload = EntryPayload {
+            timestamp: Timestamp(stamp),
+            command,
+        };
+        payload.validate().map_err(ProposeError::Invalid)?;
+        self.node
+            .propose(Vec::new(), payload.encode())
+            .map_err(|_| ProposeError::Dropped)?;
+        self.last_stamp = stamp;
+        self.idle_ticks = 0;
+        Ok(())
+    }
+
+    /// Starts a linearizable read; it comes back from [`Replica::handle_ready`] as a
+    /// [`ReadReady`] once leadership is confirmed.
+    pub fn read_index(&mut self, context: Vec<u8>) {
+        self.node.read_index(context);
+    }
+
+    /// Campaigns at once (tests and leadership handover).
+    pub fn campaign(&mut self) -> Result<(), ReplicaError> {
+        Ok(self.node.campaign()?)
+    }
+
+    /// Processes one Ready, if any: persists, then appends the messages to send to `outbox`,
+    /// the applied entries to `applied` and confirmed reads to `reads`.
+    pub fn handle_ready(
+        &mut self,
+        outbox: &mut Vec<Message>,
+        applied: &mut Vec<Applied>,
+        reads: &mut Vec<ReadReady>,
+    ) -> Result<(), ReplicaError> {
+        if !self.node.has_ready() {
+            return Ok(());
+        }
+        let mut ready = self.node.ready();
+        assert!(
+            ready.snapshot().is_empty(),
+            "snapshots are never produced: nothing is compacted"
+        );
+        let early_messages = ready.take_messages();
+        for read in ready.take_read_states() {
+            reads.push(ReadReady {
+                context: read.request_ctx,
+                index: read.index,
+            });
+        }
+        // Committed entries in a Ready are already durable here: apply them first.
+        let committed = ready.take_committed_entries();
+        self.apply_entries(committed, applied)?;
+        if !ready.entries().is_empty() {
+            let entries = ready.take_entries();
+            self.node.mut_store().append(&entries)?;
+            let last = self.last_index();
+            self.durable_index = self.durable_index.min(entries[0].index.saturating_sub(1));
+            if !self.config.bug_skip_fsync {
+                self.node.mut_store().sync()?;
+                self.durable_index = last;
+            }
+            if self.config.bug_apply_before_commit {
+                self.apply_early(&entries, applied)?;
+            }
+        }
+        if let Some(hard_state) = ready.hs() {
+            let hard_state = hard_state.clone();
+            let persist = !self.config.bug_skip_vote;
+            self.node.mut_store().set_hard_state(&hard_state, persist)?;
+        }
+        outbox.extend(early_messages);
+        outbox.extend(ready.take_persisted_messages());
+        let mut light = self.node.advance(ready);
+        if let Some(commit) = light.commit_index() {
+            self.node.mut_store().set_commit(commit);
+        }
+        outbox.extend(light.take_messages());
+        let committed = light.take_committed_entries();
+        self.apply_entries(committed, applied)?;
+        self.node.advance_apply();
+        Ok(())
+    }
+
+    fn apply_early(
+        &mut self,
+        entries: &[RaftEntry],
+        applied: &mut Vec<Applied>,
+    ) -> Result<(), ReplicaError> {
+        let fresh: Vec<RaftEntry> = entries
+            .iter()
+            .filter(|e| e.index > self.applied_early && e.index > self.partition.applied_index().0)
+            .cloned()
+            .collect();
+        if let Some(last) = fresh.last() {
+            self.applied_early = last.index;
+        }
+        self.apply_entries(fresh, applied)
+    }
+
+    fn apply_entries(
+        &mut self,
+        entries: Vec<RaftEntry>,
+        applied: &mut Vec<Applied>,
+    ) -> Result<(), ReplicaError> {
+        for entry in entries {
+            if entry.index <= self.partition.applied_index().0 {
+                // Re-delivered after a checkpoint, or already applied early (fault mode).
+                continue;
+            }
+            let index = LogIndex(entry.index);
+            let (payload, outcome) = if entry.entry_type != EntryType::EntryNormal
+                || entry.data.is_empty()
+            {
+                self.partition.skip(index);
+                (None, Outcome::Tick)
+            } else {
+                let payload =
+                    EntryPayload::decode(&entry.data).map_err(|source| ReplicaError::Payload {
+                        index: entry.index,
+                        source,
+                    })?;
+                let outcome = self.partition.apply(index, &payload);
+                self.last_stamp = self.last_stamp.max(self.partition.last_timestamp().0);
+                (Some(payload), outcome)
+            };
+            applied.push(Applied {
+                index,
+                term: entry.term,
+                payload,
+                outcome,
+                data: entry.data,
+                digest: self.partition.digest(),
+            });
+            self.entries_since_checkpoint += 1;
+        }
+        let interval = self.config.checkpoint_interval_entries;
+        if interval > 0 && self.entries_since_checkpoint >= interval {
+            self.entries_since_checkpoint = 0;
+            checkpoint::write(&self.checkpoint_dir, self.config.partition, &self.partition)?;
+            checkpoint::prune(&self.checkpoint_dir, self.config.checkpoints_kept)?;
+        }
+        Ok(())
+    }
+}
