@@ -6,6 +6,12 @@
 //! - [`sim`]: a deterministic cluster simulator (one thread, simulated network, disk faults
 //!   and time) that checks Raft's and the ledger's invariants after every step.
 
+pub mod config;
+pub mod convert;
+pub mod node;
 pub mod raft_storage;
 pub mod replica;
+pub mod session;
 pub mod sim;
+pub mod transport;
+pub mod worker;

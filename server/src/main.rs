@@ -7,10 +7,13 @@
 
 mod demo;
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tally_server::config::NodeConfig;
 
 /// Tally: a replicated, append-only ledger database for game and app backends.
 #[derive(Parser)]
@@ -22,6 +25,31 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Start a node. With no arguments: a single-node cluster on 127.0.0.1:3000 with its data
+    /// in ./tally-data. Prints the address it listens on.
+    Start {
+        /// A TOML config file (see docs/operations in README); flags below override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address for clients and peers (and source of outgoing peer connections).
+        #[arg(long)]
+        address: Option<SocketAddr>,
+        /// Data directory.
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// This node's id in `--peers`.
+        #[arg(long)]
+        node_id: Option<u64>,
+        /// Every node of the cluster: `1=127.0.0.2:7000,2=127.0.0.3:7000,...`.
+        #[arg(long)]
+        peers: Option<String>,
+        /// Partitions (fixed at cluster creation).
+        #[arg(long)]
+        partitions: Option<u32>,
+        /// Milliseconds per Raft tick.
+        #[arg(long)]
+        tick_ms: Option<u64>,
+    },
     /// Run the use cases (credits, shop, rewards, transfers) against a local durable store,
     /// printing every result; run it twice to see recovery and idempotent retries.
     Demo {
@@ -35,6 +63,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { data } => demo::run(&data),
+        Command::Start {
+            config,
+            address,
+            data,
+            node_id,
+            peers,
+            partitions,
+            tick_ms,
+        } => node_config(config, address, data, node_id, peers, partitions, tick_ms)
+            .and_then(run_node),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -43,4 +81,102 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn parse_peers(text: &str) -> Result<BTreeMap<u64, SocketAddr>, String> {
+    let mut peers = BTreeMap::new();
+    for part in text.split(',').filter(|p| !p.trim().is_empty()) {
+        let (id, address) = part
+            .split_once('=')
+            .ok_or_else(|| format!("--peers: expected ID=ADDRESS, got {part:?}"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("--peers: bad node id {id:?}"))?;
+        let address: SocketAddr = address
+            .trim()
+            .parse()
+            .map_err(|_| format!("--peers: bad address {address:?}"))?;
+        if peers.insert(id, address).is_some() {
+            return Err(format!("--peers: node {id} listed twice"));
+        }
+    }
+    Ok(peers)
+}
+
+fn node_config(
+    file: Option<PathBuf>,
+    address: Option<SocketAddr>,
+    data: Option<PathBuf>,
+    node_id: Option<u64>,
+    peers: Option<String>,
+    partitions: Option<u32>,
+    tick_ms: Option<u64>,
+) -> Result<NodeConfig, String> {
+    let default_address: SocketAddr = ([127, 0, 0, 1], 3000).into();
+    let mut config = match &file {
+        Some(path) => NodeConfig::from_file(path).map_err(|e| e.to_string())?,
+        None => NodeConfig::single_node(default_address, PathBuf::from("tally-data")),
+    };
+    if let Some(node_id) = node_id {
+        config.node_id = node_id;
+    }
+    if let Some(address) = address {
+        config.address = address;
+    }
+    if let Some(peers) = peers {
+        config.peers = parse_peers(&peers)?;
+    } else if file.is_none() {
+        config.peers = BTreeMap::from([(config.node_id, config.address)]);
+    }
+    if let Some(data) = data {
+        config.data_dir = data;
+    }
+    if let Some(partitions) = partitions {
+        config.partitions = partitions;
+    }
+    if let Some(tick_ms) = tick_ms {
+        config.tick_ms = tick_ms;
+    }
+    config.validate().map_err(|e| e.to_string())?;
+    Ok(config)
+}
+
+fn run_node(config: NodeConfig) -> Result<(), String> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let node = tally_server::node::start(config.clone()).await?;
+        // The one line scripts wait for: where to connect.
+        println!("tally listening on {}", node.address);
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        tracing::info!(
+            node_id = config.node_id,
+            partitions = config.partitions,
+            data = %config.data_dir.display(),
+            "node started"
+        );
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+        tokio::select! {
+            _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
+        }
+        tokio::task::spawn_blocking(move || node.stop())
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!("stopped");
+        Ok(())
+    })
 }

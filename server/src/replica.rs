@@ -60,6 +60,10 @@ pub struct ReplicaConfig {
     /// timeout from `[election_tick, election_tick + 1)`, so this value is the timeout: give
     /// each node a different one (the simulator draws them from its seed).
     pub election_tick: usize,
+    /// raft-rs draws each election timeout from `[election_tick, election_tick + spread)`.
+    /// The simulator uses 1 (deterministic); real nodes use a wider spread so that split
+    /// votes resolve quickly.
+    pub election_tick_spread: usize,
     /// Ticks between leader heartbeats.
     pub heartbeat_tick: usize,
     /// Idle ticks after which the leader proposes a `Tick` entry.
@@ -89,6 +93,7 @@ impl ReplicaConfig {
             partition,
             voters,
             election_tick: 10,
+            election_tick_spread: 1,
             heartbeat_tick: 2,
             tick_interval: 10,
             segment_size_max: tally_engine::segment::SEGMENT_SIZE_MAX_DEFAULT,
@@ -216,7 +221,7 @@ impl Replica {
             election_tick: config.election_tick,
             heartbeat_tick: config.heartbeat_tick,
             min_election_tick: config.election_tick,
-            max_election_tick: config.election_tick + 1,
+            max_election_tick: config.election_tick + config.election_tick_spread.max(1),
             applied,
             max_size_per_msg: 1 << 20,
             max_inflight_msgs: 256,
@@ -318,8 +323,14 @@ impl Replica {
     }
 
     /// Proposes a command; only the leader accepts. The leader stamps the entry with
-    /// `max(now, last stamp + 1)`.
-    pub fn propose(&mut self, command: Command, now: Timestamp) -> Result<(), ProposeError> {
+    /// `max(now, last stamp + 1)`. Returns the entry's index and term: the proposal took
+    /// effect if and only if the entry applied at that index has that term (otherwise a new
+    /// leader overwrote it, and the client must retry — safely, with the same ids).
+    pub fn propose(
+        &mut self,
+        command: Command,
+        now: Timestamp,
+    ) -> Result<(u64, u64), ProposeError> {
         if !self.is_leader() {
             return Err(ProposeError::NotLeader {
                 leader: self.leader_id(),
@@ -336,13 +347,20 @@ impl Replica {
             .map_err(|_| ProposeError::Dropped)?;
         self.last_stamp = stamp;
         self.idle_ticks = 0;
-        Ok(())
+        Ok((self.node.raft.raft_log.last_index(), self.node.raft.term))
     }
 
     /// Starts a linearizable read; it comes back from [`Replica::handle_ready`] as a
     /// [`ReadReady`] once leadership is confirmed.
     pub fn read_index(&mut self, context: Vec<u8>) {
         self.node.read_index(context);
+    }
+
+    /// Hands leadership to `to` (raft-rs leadership transfer); a no-op unless leader.
+    pub fn transfer_leader(&mut self, to: u64) {
+        if self.is_leader() && to != self.config.node_id {
+            self.node.transfer_leader(to);
+        }
     }
 
     /// Campaigns at once (tests and leadership handover).

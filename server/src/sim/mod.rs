@@ -600,7 +600,7 @@ impl Sim {
             return Ok(()); // The request is lost; the client times out and retries.
         };
         match replica.propose(Command::CreateTransfers(transfers.clone()), now) {
-            Ok(()) => {
+            Ok(_) => {
                 for t in &transfers {
                     node.waiting.insert(t.id, client);
                 }

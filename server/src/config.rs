@@ -1,0 +1,278 @@
+//! Node configuration: from a TOML file, from flags, or the embedded single-node default.
+//!
+//! Every value is validated before the node starts; a bad value is an error that names the
+//! field, never a panic or a silent default. The node's own `address` serves clients and
+//! peers on one port, and is also the source address of its outgoing peer connections, so
+//! that firewall rules between two nodes on one machine can tell them apart (see the chaos
+//! notes).
+//!
+//! ```toml
+//! node_id = 1
+//! address = "127.0.0.2:7000"
+//! data_dir = "data/node-1"
+//! partitions = 4
+//! [peers]
+//! 1 = "127.0.0.2:7000"
+//! 2 = "127.0.0.3:7000"
+//! 3 = "127.0.0.4:7000"
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+/// Most partitions a cluster may have.
+pub const PARTITIONS_MAX: u32 = 256;
+/// Most nodes a cluster may have.
+pub const NODES_MAX: usize = 7;
+
+/// Why a configuration was refused.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for a node configuration.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A field has a value out of range or inconsistent with another.
+    #[error("invalid config: {field}: {message}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        message: message.into(),
+    }
+}
+
+/// One node's configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// This node's id (1..), as listed in `peers`.
+    pub node_id: u64,
+    /// Where this node listens for clients and peers; also the source of its outgoing peer
+    /// connections.
+    pub address: SocketAddr,
+    /// Every node of the cluster (including this one), by id. Fixed at cluster creation.
+    #[serde(default)]
+    pub peers: BTreeMap<u64, SocketAddr>,
+    /// Partitions (Raft groups); fixed at cluster creation.
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+    /// Where the node keeps its data.
+    pub data_dir: PathBuf,
+    /// Milliseconds per Raft tick.
+    #[serde(default = "default_tick_ms")]
+    pub tick_ms: u64,
+    /// Ticks without a leader before an election (each node adds its own spread).
+    #[serde(default = "default_election_ticks")]
+    pub election_ticks: usize,
+    /// Ticks between heartbeats.
+    #[serde(default = "default_heartbeat_ticks")]
+    pub heartbeat_ticks: usize,
+    /// Proposals waiting per partition before the node answers `overloaded`.
+    #[serde(default = "default_queue_depth")]
+    pub queue_depth_max: usize,
+    /// Applied entries between checkpoints.
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval_entries: u64,
+    /// Client connections served at once; more are refused.
+    #[serde(default = "default_connections_max")]
+    pub connections_max: usize,
+}
+
+fn default_partitions() -> u32 {
+    1
+}
+fn default_tick_ms() -> u64 {
+    100
+}
+fn default_election_ticks() -> usize {
+    10
+}
+fn default_heartbeat_ticks() -> usize {
+    2
+}
+fn default_queue_depth() -> usize {
+    1024
+}
+fn default_checkpoint_interval() -> u64 {
+    20_000
+}
+fn default_connections_max() -> usize {
+    1024
+}
+
+impl NodeConfig {
+    /// The embedded default: one node on 127.0.0.1:3000 with its data in `./tally-data`.
+    pub fn single_node(address: SocketAddr, data_dir: PathBuf) -> NodeConfig {
+        NodeConfig {
+            node_id: 1,
+            address,
+            peers: BTreeMap::from([(1, address)]),
+            partitions: default_partitions(),
+            data_dir,
+            tick_ms: default_tick_ms(),
+            election_ticks: default_election_ticks(),
+            heartbeat_ticks: default_heartbeat_ticks(),
+            queue_depth_max: default_queue_depth(),
+            checkpoint_interval_entries: default_checkpoint_interval(),
+            connections_max: default_connections_max(),
+        }
+    }
+
+    /// Reads and validates a TOML file.
+    pub fn from_file(path: &Path) -> Result<NodeConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        if config.peers.is_empty() {
+            config.peers.insert(config.node_id, config.address);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every field; the node does not start with an invalid configuration.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.node_id == 0 {
+            return Err(invalid("node_id", "must be at least 1"));
+        }
+        if self.peers.is_empty() || self.peers.len() > NODES_MAX {
+            return Err(invalid(
+                "peers",
+                format!("1 to {NODES_MAX} nodes, not {}", self.peers.len()),
+            ));
+        }
+        if self.peers.contains_key(&0) {
+            return Err(invalid("peers", "node ids start at 1"));
+        }
+        match self.peers.get(&self.node_id) {
+            None => {
+                return Err(invalid(
+                    "peers",
+                    format!("node {} is not listed", self.node_id),
+                ))
+            }
+            Some(address) if *address != self.address => {
+                return Err(invalid(
+                    "address",
+                    format!("{} but peers lists this node as {address}", self.address),
+                ))
+            }
+            Some(_) => {}
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for address in self.peers.values() {
+            if !seen.insert(address) {
+                return Err(invalid("peers", format!("{address} is listed twice")));
+            }
+        }
+        if self.partitions == 0 || self.partitions > PARTITIONS_MAX {
+            return Err(invalid(
+                "partitions",
+                format!("1 to {PARTITIONS_MAX}, not {}", self.partitions),
+            ));
+        }
+        if !(1..=60_000).contains(&self.tick_ms) {
+            return Err(invalid(
+                "tick_ms",
+                format!("1 to 60000, not {}", self.tick_ms),
+            ));
+        }
+        if !(2..=1000).contains(&self.election_ticks) {
+            return Err(invalid(
+                "election_ticks",
+                format!("2 to 1000, not {}", self.election_ticks),
+            ));
+        }
+        if self.heartbeat_ticks == 0 || self.heartbeat_ticks >= self.election_ticks {
+            return Err(invalid(
+                "heartbeat_ticks",
+                "at least 1 and below election_ticks",
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.queue_depth_max) {
+            return Err(invalid("queue_depth_max", "1 to 1000000"));
+        }
+        if !(1..=100_000).contains(&self.connections_max) {
+            return Err(invalid("connections_max", "1 to 100000"));
+        }
+        Ok(())
+    }
+
+    /// The voters of every partition.
+    pub fn voters(&self) -> Vec<u64> {
+        self.peers.keys().copied().collect()
+    }
+
+    /// The data directory of one partition.
+    pub fn partition_dir(&self, partition: u32) -> PathBuf {
+        self.data_dir.join(format!("partition-{partition:04}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<NodeConfig, ConfigError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, text).expect("write");
+        NodeConfig::from_file(&path)
+    }
+
+    #[test]
+    fn reads_a_cluster_config() {
+        let config = parse(
+            "node_id = 2\naddress = \"127.0.0.3:7000\"\ndata_dir = \"d\"\npartitions = 4\n\
+             [peers]\n1 = \"127.0.0.2:7000\"\n2 = \"127.0.0.3:7000\"\n3 = \"127.0.0.4:7000\"\n",
+        )
+        .expect("valid");
+        assert_eq!(config.voters(), vec![1, 2, 3]);
+        assert_eq!(config.partitions, 4);
+    }
+
+    #[test]
+    fn rejects_bad_values_with_the_field_name() {
+        let cases = [
+            ("node_id = 0\naddress = \"127.0.0.1:1\"\ndata_dir = \"d\"\n", "node_id"),
+            ("node_id = 1\naddress = \"127.0.0.1:1\"\ndata_dir = \"d\"\npartitions = 0\n", "partitions"),
+            ("node_id = 1\naddress = \"127.0.0.1:1\"\ndata_dir = \"d\"\ntick_ms = 0\n", "tick_ms"),
+            ("node_id = 1\naddress = \"127.0.0.1:1\"\ndata_dir = \"d\"\n[peers]\n2 = \"127.0.0.1:2\"\n", "peers"),
+            ("node_id = 1\naddress = \"127.0.0.1:1\"\ndata_dir = \"d\"\nbogus = 1\n", "bogus"),
+            ("node_id = 1\naddress = \"not an address\"\ndata_dir = \"d\"\n", "address"),
+        ];
+        for (text, field) in cases {
+            let error = parse(text).expect_err(text).to_string();
+            assert!(error.contains(field), "{error} should name {field}");
+        }
+    }
+}

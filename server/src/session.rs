@@ -1,0 +1,614 @@
+//! Client sessions: frames in, requests routed to partitions, responses out.
+//!
+//! One task reads a connection. Each complete frame is checked (header, checksum, body,
+//! limits) before anything else happens; a frame that fails gets an `Error` frame and the
+//! connection is closed — the server goes on serving everyone else, and nothing of the bad
+//! frame reached any partition. A good request is handled in its own task, so a client may
+//! pipeline many requests on one connection; responses carry the request id and may return
+//! in any order. At most `IN_FLIGHT_MAX` requests per connection run at once; beyond that the
+//! reader stops reading (TCP backpressure).
+//!
+//! Routing: an account belongs to `partition_of(id, P)`; a transfer to its debit account's
+//! partition (its credit account's when the debit is zero; for a post, void or refund that
+//! names neither, the partition that holds the original). A batch is split by partition,
+//! each part proposed as one entry to its partition, and the results reassembled in the
+//! request's order. A transfer, account or linked chain that spans partitions is answered
+//! with result code 1000 (`cross_partition`) and not applied — never half-applied — until
+//! cross-partition transactions exist. Ledgers are created on every partition.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tally_client::wire::codes::ErrorCode;
+use tally_client::wire::messages::*;
+use tally_client::wire::types as wt;
+use tally_client::wire::{encode_body, partition_of, Frame, FrameDecoder, Operation};
+use tally_engine::command::{Command, TransferFlags};
+use tally_engine::outcome::{AccountResult, LedgerResult, Outcome};
+use tally_engine::types::{AccountId, TransferId};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::config::NodeConfig;
+use crate::convert::{self, RESULT_CROSS_PARTITION};
+use crate::worker::{Answer, PartitionError, PartitionHandle, Query};
+
+/// Requests one connection may have in flight.
+pub const IN_FLIGHT_MAX: usize = 256;
+
+/// What every session shares: the node's configuration and its partitions.
+pub struct Node {
+    /// The configuration.
+    pub config: NodeConfig,
+    /// One handle per partition, by partition number.
+    pub partitions: Arc<Vec<PartitionHandle>>,
+    /// The leader of each partition as last seen by its worker (0: unknown).
+    pub leaders: Arc<Vec<AtomicU64>>,
+}
+
+impl Node {
+    fn address_of(&self, node: u64) -> Option<String> {
+        self.config.peers.get(&node).map(|a| a.to_string())
+    }
+
+    fn partition_count(&self) -> u32 {
+        self.partitions.len() as u32
+    }
+}
+
+/// An error answered for a whole request.
+struct Failure {
+    code: ErrorCode,
+    message: String,
+    leader_hint: Option<String>,
+    retry_after_ms: Option<u32>,
+}
+
+impl Failure {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            message: message.into(),
+            leader_hint: None,
+            retry_after_ms: None,
+        }
+    }
+
+    fn from_partition(node: &Node, error: PartitionError) -> Failure {
+        match error {
+            PartitionError::NotLeader { leader } => {
+                let leader = if leader != 0 {
+                    leader
+                } else {
+                    node.leaders[0].load(Ordering::Relaxed)
+                };
+                Failure {
+                    leader_hint: node.address_of(leader),
+                    ..Failure::new(
+                        ErrorCode::NotLeader,
+                        "this node does not lead the partition",
+                    )
+                }
+            }
+            PartitionError::Overloaded => Failure {
+                retry_after_ms: Some(5),
+                ..Failure::new(ErrorCode::Overloaded, "partition queue full")
+            },
+            PartitionError::TimedOut | PartitionError::Dropped => {
+                Failure::new(ErrorCode::Timeout, error.to_string())
+            }
+            PartitionError::Invalid(message) => Failure::new(ErrorCode::Malformed, message),
+            PartitionError::Stopped => Failure::new(ErrorCode::Internal, "partition stopped"),
+        }
+    }
+
+    fn encode(&self, request_id: u64, out: &mut BytesMut) {
+        let body = ErrorResponse {
+            code: self.code.code(),
+            message: self.message.clone(),
+            leader_hint: self.leader_hint.clone().unwrap_or_default(),
+            retry_after_ms: self.retry_after_ms.unwrap_or(0),
+        };
+        // An error body is small and always valid.
+        let _ = encode_body(request_id, &body, out);
+    }
+}
+
+/// A request whose body decoded and passed validation.
+enum Request {
+    Hello,
+    Ping,
+    CreateLedgers(Vec<wt::NewLedger>),
+    CreateAccounts(Vec<wt::NewAccount>),
+    CreateTransfers(Vec<wt::NewTransfer>),
+    LookupAccounts(Vec<wt::AccountId>),
+    LookupTransfers(Vec<wt::TransferId>),
+    Unsupported(&'static str),
+}
+
+fn parse(frame: &Frame) -> Result<Request, tally_client::wire::FrameError> {
+    Ok(match frame.op {
+        Operation::Hello => {
+            let _: HelloRequest = frame.decode_body()?;
+            Request::Hello
+        }
+        Operation::Ping => {
+            let _: PingRequest = frame.decode_body()?;
+            Request::Ping
+        }
+        Operation::CreateLedgers => {
+            Request::CreateLedgers(frame.decode_body::<CreateLedgersRequest>()?.to_ledgers()?)
+        }
+        Operation::CreateAccounts => Request::CreateAccounts(
+            frame
+                .decode_body::<CreateAccountsRequest>()?
+                .to_accounts()?,
+        ),
+        Operation::CreateTransfers => Request::CreateTransfers(
+            frame
+                .decode_body::<CreateTransfersRequest>()?
+                .to_transfers()?,
+        ),
+        Operation::LookupAccounts => {
+            Request::LookupAccounts(frame.decode_body::<LookupAccountsRequest>()?.to_ids()?)
+        }
+        Operation::LookupTransfers => {
+            Request::LookupTransfers(frame.decode_body::<LookupTransfersRequest>()?.to_ids()?)
+        }
+        Operation::AccountHistory => {
+            frame.decode_body::<AccountHistoryRequest>()?.to_query()?;
+            Request::Unsupported("account_history")
+        }
+        Operation::AccountFlows => {
+            frame.decode_body::<AccountFlowsRequest>()?.to_query()?;
+            Request::Unsupported("account_flows")
+        }
+        Operation::BalanceSeries => {
+            frame.decode_body::<BalanceSeriesRequest>()?.to_query()?;
+            Request::Unsupported("balance_series")
+        }
+        other => {
+            return Err(tally_client::wire::FrameError::WrongOperation {
+                expected: Operation::Hello,
+                got: other,
+            })
+        }
+    })
+}
+
+/// Serves one client connection whose first bytes (`prefix`) were already read.
+pub async fn serve(stream: TcpStream, prefix: Vec<u8>, node: Arc<Node>) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = stream.into_split();
+    let (responses, mut outgoing) = mpsc::channel::<BytesMut>(IN_FLIGHT_MAX);
+    let writer_task = tokio::spawn(async move {
+        while let Some(bytes) = outgoing.recv().await {
+            if writer.write_all(&bytes).await.is_err() {
+                return;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT_MAX));
+    let mut buffer = BytesMut::with_capacity(64 * 1024);
+    buffer.extend_from_slice(&prefix);
+    let mut decoder = FrameDecoder::new();
+    'connection: loop {
+        loop {
+            match decoder.decode(&mut buffer) {
+                Ok(Some(frame)) => {
+                    let request = match parse(&frame) {
+                        Ok(request) => request,
+                        Err(error) => {
+                            let mut out = BytesMut::new();
+                            Failure::new(error.error_code(), error.to_string())
+                                .encode(frame.request_id, &mut out);
+                            let _ = responses.send(out).await;
+                            break 'connection;
+                        }
+                    };
+                    let Ok(permit) = in_flight.clone().acquire_owned().await else {
+                        break 'connection;
+                    };
+                    let node = node.clone();
+                    let responses = responses.clone();
+                    let request_id = frame.request_id;
+                    tokio::spawn(async move {
+                        let out = handle(&node, request_id, request).await;
+                        let _ = responses.send(out).await;
+                        drop(permit);
+                    });
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::debug!(%error, "malformed frame; closing the connection");
+                    let mut out = BytesMut::new();
+                    Failure::new(error.error_code(), error.to_string()).encode(0, &mut out);
+                    let _ = responses.send(out).await;
+                    break 'connection;
+                }
+            }
+        }
+        match reader.read_buf(&mut buffer).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    drop(responses);
+    // Requests still running hold clones of the channel; the writer ends when they are done.
+    let _ = writer_task.await;
+}
+
+async fn handle(node: &Node, request_id: u64, request: Request) -> BytesMut {
+    let mut out = BytesMut::new();
+    let result = match request {
+        Request::Hello => Ok(encode_body(request_id, &hello(node), &mut out)),
+        Request::Ping => Ok(encode_body(request_id, &PingResponse {}, &mut out)),
+        Request::CreateLedgers(ledgers) => create_ledgers(node, ledgers)
+            .await
+            .map(|r| encode_body(request_id, &CreateLedgersResponse::new(&r), &mut out)),
+        Request::CreateAccounts(accounts) => create_accounts(node, accounts)
+            .await
+            .map(|r| encode_body(request_id, &CreateAccountsResponse::new(&r), &mut out)),
+        Request::CreateTransfers(transfers) => create_transfers(node, transfers)
+            .await
+            .map(|r| encode_body(request_id, &CreateTransfersResponse::new(&r), &mut out)),
+        Request::LookupAccounts(ids) => lookup_accounts(node, ids)
+            .await
+            .map(|r| encode_body(request_id, &LookupAccountsResponse::new(&r), &mut out)),
+        Request::LookupTransfers(ids) => lookup_transfers(node, ids)
+            .await
+            .map(|r| encode_body(request_id, &LookupTransfersResponse::new(&r), &mut out)),
+        Request::Unsupported(what) => Err(Failure::new(
+            ErrorCode::Internal,
+            format!("{what} is not implemented by this server yet"),
+        )),
+    };
+    match result {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => {
+            out.clear();
+            Failure::new(ErrorCode::Internal, format!("response too large: {error}"))
+                .encode(request_id, &mut out);
+        }
+        Err(failure) => {
+            out.clear();
+            failure.encode(request_id, &mut out);
+        }
+    }
+    out
+}
+
+fn hello(node: &Node) -> HelloResponse {
+    let info = wt::ClusterInfo {
+        node_id: node.config.node_id,
+        partition_count: node.partition_count(),
+        leaders: node
+            .leaders
+            .iter()
+            .enumerate()
+            .map(|(p, leader)| wt::PartitionLeader {
+                partition: wt::PartitionId(p as u32),
+                address: node.address_of(leader.load(Ordering::Relaxed)),
+            })
+            .collect(),
+        server_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    HelloResponse::from(&info)
+}
+
+/// Proposes one command per partition at once, then waits for all of them.
+async fn propose_all(
+    node: &Node,
+    commands: Vec<(u32, Command)>,
+) -> Result<Vec<(u32, Outcome)>, Failure> {
+    let mut waiting = Vec::with_capacity(commands.len());
+    for (partition, command) in commands {
+        let handle = node.partitions[partition as usize].clone();
+        waiting.push((
+            partition,
+            tokio::spawn(async move { handle.propose(command).await }),
+        ));
+    }
+    let mut outcomes = Vec::with_capacity(waiting.len());
+    let mut failure = None;
+    for (partition, task) in waiting {
+        match task.await {
+            Ok(Ok(outcome)) => outcomes.push((partition, outcome)),
+            Ok(Err(error)) => failure = failure.or(Some(Failure::from_partition(node, error))),
+            Err(_) => failure = failure.or(Some(Failure::new(ErrorCode::Internal, "task failed"))),
+        }
+    }
+    match failure {
+        Some(failure) => Err(failure),
+        None => Ok(outcomes),
+    }
+}
+
+async fn create_ledgers(
+    node: &Node,
+    ledgers: Vec<wt::NewLedger>,
+) -> Result<Vec<wc_ledger::LedgerResult>, Failure> {
+    let events: Vec<_> = ledgers.iter().map(convert::ledger).collect();
+    let commands = (0..node.partition_count())
+        .map(|p| (p, Command::CreateLedgers(events.clone())))
+        .collect();
+    let outcomes = propose_all(node, commands).await?;
+    // Every partition got the same ledgers; a ledger is created if any partition created it
+    // (a retry after a partial failure finds it on the others).
+    let mut combined: Vec<LedgerResult> = Vec::new();
+    for (_, outcome) in outcomes {
+        let Outcome::Ledgers(results) = outcome else {
+            return Err(Failure::new(ErrorCode::Internal, "unexpected outcome"));
+        };
+        if combined.is_empty() {
+            combined = results;
+        } else {
+            for (have, new) in combined.iter_mut().zip(results) {
+                if *have == LedgerResult::Exists && new == LedgerResult::Ok {
+                    *have = LedgerResult::Ok;
+                }
+            }
+        }
+    }
+    Ok(combined
+        .into_iter()
+        .map(|r| wc_ledger::LedgerResult::from_code(r.code()))
+        .collect())
+}
+
+use tally_client::wire::codes as wc_ledger;
+
+/// Splits events into linked chains (index ranges) by the original batch's rule: a chain
+/// runs from a linked event through the first event without the flag.
+fn chains(linked: &[bool]) -> Vec<(usize, usize)> {
+    let mut chains = Vec::new();
+    let mut start = 0;
+    while start < linked.len() {
+        let mut end = start;
+        while linked[end] && end + 1 < linked.len() {
+            end += 1;
+        }
+        chains.push((start, end));
+        start = end + 1;
+    }
+    chains
+}
+
+/// Assigns each event a partition, or `None` when it (or its chain) spans partitions.
+fn route(partitions: &[Option<u32>], linked: &[bool]) -> Vec<Option<u32>> {
+    let mut routed = partitions.to_vec();
+    for (start, end) in chains(linked) {
+        let first = partitions[start];
+        if partitions[start..=end]
+            .iter()
+            .any(|p| p.is_none() || *p != first)
+        {
+            for slot in &mut routed[start..=end] {
+                *slot = None;
+            }
+        }
+    }
+    routed
+}
+
+/// Groups routed events by partition, keeping their order; returns the groups and, per
+/// partition, the original positions.
+fn group<T: Clone>(events: &[T], routed: &[Option<u32>]) -> BTreeMap<u32, Vec<(usize, T)>> {
+    let mut groups: BTreeMap<u32, Vec<(usize, T)>> = BTreeMap::new();
+    for (i, (event, partition)) in events.iter().zip(routed).enumerate() {
+        if let Some(partition) = partition {
+            groups
+                .entry(*partition)
+                .or_default()
+                .push((i, event.clone()));
+        }
+    }
+    groups
+}
+
+async fn create_accounts(
+    node: &Node,
+    accounts: Vec<wt::NewAccount>,
+) -> Result<Vec<wc_ledger::AccountResult>, Failure> {
+    let count = node.partition_count();
+    let partitions: Vec<Option<u32>> = accounts
+        .iter()
+        .map(|a| Some(partition_of(a.id.0, count)))
+        .collect();
+    let linked: Vec<bool> = accounts
+        .iter()
+        .map(|a| a.flags.0 & tally_engine::command::AccountFlags::LINKED != 0)
+        .collect();
+    let routed = route(&partitions, &linked);
+    let events: Vec<_> = accounts.iter().map(convert::account).collect();
+    let groups = group(&events, &routed);
+    let mut positions = BTreeMap::new();
+    let mut commands = Vec::new();
+    for (partition, members) in groups {
+        positions.insert(
+            partition,
+            members.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        );
+        commands.push((
+            partition,
+            Command::CreateAccounts(members.into_iter().map(|(_, e)| e).collect()),
+        ));
+    }
+    let mut results =
+        vec![wc_ledger::AccountResult::from_code(RESULT_CROSS_PARTITION); accounts.len()];
+    for (partition, outcome) in propose_all(node, commands).await? {
+        let Outcome::Accounts(codes) = outcome else {
+            return Err(Failure::new(ErrorCode::Internal, "unexpected outcome"));
+        };
+        for (i, code) in positions[&partition].iter().zip(codes) {
+            results[*i] = wc_ledger::AccountResult::from_code(AccountResult::code(code));
+        }
+    }
+    Ok(results)
+}
+
+async fn create_transfers(
+    node: &Node,
+    transfers: Vec<wt::NewTransfer>,
+) -> Result<Vec<wt::TransferOutcome>, Failure> {
+    let count = node.partition_count();
+    let events: Vec<_> = transfers.iter().map(convert::transfer).collect();
+    let mut partitions: Vec<Option<u32>> = Vec::with_capacity(events.len());
+    let mut unresolved: Vec<(usize, TransferId)> = Vec::new();
+    for (i, t) in events.iter().enumerate() {
+        let debit = (t.debit_account.0 != 0).then(|| partition_of(t.debit_account.0, count));
+        let credit = (t.credit_account.0 != 0).then(|| partition_of(t.credit_account.0, count));
+        partitions.push(match (debit, credit) {
+            (Some(d), Some(c)) if d != c => None,
+            (Some(d), _) => Some(d),
+            (None, Some(c)) => Some(c),
+            (None, None) if count == 1 => Some(0),
+            (None, None) => {
+                let reference = if t.pending_id.0 != 0 {
+                    t.pending_id
+                } else {
+                    t.refund_of
+                };
+                unresolved.push((i, reference));
+                Some(0)
+            }
+        });
+    }
+    if !unresolved.is_empty() {
+        // The original lives with its debit account: find it on every partition.
+        let ids: Vec<TransferId> = unresolved.iter().map(|(_, id)| *id).collect();
+        for p in 0..count {
+            match node.partitions[p as usize]
+                .read(Query::Transfers(ids.clone()))
+                .await
+            {
+                Ok(Answer::Transfers(found)) => {
+                    for ((i, _), record) in unresolved.iter().zip(found) {
+                        if let Some((record, _)) = record {
+                            partitions[*i] = Some(partition_of(record.debit_account.0, count));
+                        }
+                    }
+                }
+                Ok(_) => return Err(Failure::new(ErrorCode::Internal, "unexpected answer")),
+                Err(error) => return Err(Failure::from_partition(node, error)),
+            }
+        }
+    }
+    let linked: Vec<bool> = events
+        .iter()
+        .map(|t| t.flags.has(TransferFlags::LINKED))
+        .collect();
+    let routed = route(&partitions, &linked);
+    let groups = group(&events, &routed);
+    let mut positions = BTreeMap::new();
+    let mut commands = Vec::new();
+    for (partition, members) in groups {
+        positions.insert(
+            partition,
+            members.iter().map(|(i, _)| *i).collect::<Vec<_>>(),
+        );
+        commands.push((
+            partition,
+            Command::CreateTransfers(members.into_iter().map(|(_, e)| e).collect()),
+        ));
+    }
+    let mut results = vec![convert::failed_outcome(RESULT_CROSS_PARTITION); events.len()];
+    for (partition, outcome) in propose_all(node, commands).await? {
+        let Outcome::Transfers(outcomes) = outcome else {
+            return Err(Failure::new(ErrorCode::Internal, "unexpected outcome"));
+        };
+        for (i, outcome) in positions[&partition].iter().zip(outcomes.iter()) {
+            results[*i] = convert::outcome(outcome);
+        }
+    }
+    Ok(results)
+}
+
+async fn lookup_accounts(
+    node: &Node,
+    ids: Vec<wt::AccountId>,
+) -> Result<Vec<wt::Account>, Failure> {
+    let count = node.partition_count();
+    let mut by_partition: BTreeMap<u32, Vec<AccountId>> = BTreeMap::new();
+    for id in &ids {
+        by_partition
+            .entry(partition_of(id.0, count))
+            .or_default()
+            .push(AccountId(id.0));
+    }
+    let mut found = BTreeMap::new();
+    for (partition, ids) in by_partition {
+        match node.partitions[partition as usize]
+            .read(Query::Accounts(ids))
+            .await
+        {
+            Ok(Answer::Accounts(accounts)) => {
+                for (account, scale) in accounts.into_iter().flatten() {
+                    found.insert(account.id, convert::account_out(&account, scale));
+                }
+            }
+            Ok(_) => return Err(Failure::new(ErrorCode::Internal, "unexpected answer")),
+            Err(error) => return Err(Failure::from_partition(node, error)),
+        }
+    }
+    // In the order asked; ids not found are left out.
+    Ok(ids
+        .iter()
+        .filter_map(|id| found.get(&AccountId(id.0)).cloned())
+        .collect())
+}
+
+async fn lookup_transfers(
+    node: &Node,
+    ids: Vec<wt::TransferId>,
+) -> Result<Vec<wt::Transfer>, Failure> {
+    let wanted: Vec<TransferId> = ids.iter().map(|id| TransferId(id.0)).collect();
+    let mut found = BTreeMap::new();
+    // A transfer id does not say which partition holds it: ask all of them.
+    for handle in node.partitions.iter() {
+        match handle.read(Query::Transfers(wanted.clone())).await {
+            Ok(Answer::Transfers(records)) => {
+                for (record, scale) in records.into_iter().flatten() {
+                    found.entry(record.id).or_insert((record, scale));
+                }
+            }
+            Ok(_) => return Err(Failure::new(ErrorCode::Internal, "unexpected answer")),
+            Err(error) => return Err(Failure::from_partition(node, error)),
+        }
+    }
+    Ok(wanted
+        .iter()
+        .filter_map(|id| found.get(id))
+        .map(|(record, scale)| convert::transfer_out(record, *scale))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_follow_the_linked_rule() {
+        assert_eq!(
+            chains(&[false, true, true, false, false]),
+            vec![(0, 0), (1, 3), (4, 4)]
+        );
+        assert_eq!(chains(&[true, true]), vec![(0, 1)]);
+        assert_eq!(chains(&[]), Vec::<(usize, usize)>::new());
+    }
+
+    #[test]
+    fn a_chain_spanning_partitions_is_rejected_whole() {
+        let routed = route(
+            &[Some(0), Some(0), Some(1), Some(1)],
+            &[false, true, false, false],
+        );
+        assert_eq!(routed, vec![Some(0), None, None, Some(1)]);
+        let routed = route(&[Some(2), None, Some(2)], &[false, false, false]);
+        assert_eq!(routed, vec![Some(2), None, Some(2)]);
+    }
+}

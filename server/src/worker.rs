@@ -1,0 +1,380 @@
+//! The partition worker: one OS thread per partition replica, owning the `Replica`.
+//!
+//! Everything that touches a partition goes through its bounded inbox: peer messages,
+//! client proposals and linearizable reads. The loop drains the inbox, ticks Raft on time,
+//! runs the Ready loop (one fsync per Ready, however many proposals it carries: group
+//! commit), sends the outgoing messages to the peer transport, and answers the clients whose
+//! entries were applied.
+//!
+//! A proposal is answered when the entry at its index is applied: with the outcome if that
+//! entry has the term the proposal got, or `Dropped` if a new leader overwrote it (the client
+//! retries with the same ids; idempotency makes that safe). A proposal or read that waits
+//! longer than `WAIT_MAX` is answered `TimedOut`: the client cannot know whether it applied,
+//! and retries.
+//!
+//! The inbox is bounded: when it is full, sessions answer `overloaded` at once instead of
+//! queueing without limit. The worker never blocks on the network: outgoing messages go to
+//! the transport's bounded queues and are dropped when those are full (Raft retransmits).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use raft::eraftpb::Message;
+use tally_engine::command::Command;
+use tally_engine::outcome::Outcome;
+use tally_engine::partition::{Account, Partition, TransferRecord};
+use tally_engine::types::{AccountId, Timestamp, TransferId};
+use tokio::sync::oneshot;
+
+use crate::replica::{Applied, ProposeError, ReadReady, Replica};
+
+/// How long a proposal or read may wait for its answer.
+pub const WAIT_MAX: Duration = Duration::from_secs(10);
+/// Inputs handled per loop turn before the Ready is processed.
+const INPUTS_PER_TURN_MAX: usize = 4096;
+
+/// Why a request to a partition got no outcome.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PartitionError {
+    /// This node does not lead the partition; `leader` is the one it knows (0: none).
+    #[error("not the leader (leader: {leader})")]
+    NotLeader {
+        /// Node id of the leader, or 0.
+        leader: u64,
+    },
+    /// The entry was overwritten by a new leader: not applied. Retry with the same ids.
+    #[error("the proposal was dropped by a leader change")]
+    Dropped,
+    /// No answer in time: it may or may not have applied. Retry with the same ids.
+    #[error("timed out")]
+    TimedOut,
+    /// The partition's inbox is full.
+    #[error("overloaded")]
+    Overloaded,
+    /// The request breaks a limit.
+    #[error("invalid: {0}")]
+    Invalid(String),
+    /// The partition stopped (shutdown or a storage failure).
+    #[error("partition stopped")]
+    Stopped,
+}
+
+/// A read served from the state machine after ReadIndex confirmed leadership.
+#[derive(Clone, Debug)]
+pub enum Query {
+    /// Accounts by id.
+    Accounts(Vec<AccountId>),
+    /// Transfers by id.
+    Transfers(Vec<TransferId>),
+}
+
+/// The answer to a [`Query`], in the order asked.
+#[derive(Clone, Debug)]
+pub enum Answer {
+    /// Accounts (None: not found), with their ledger's scale.
+    Accounts(Vec<Option<(Account, u8)>>),
+    /// Transfers (None: not found), with their ledger's scale.
+    Transfers(Vec<Option<(TransferRecord, u8)>>),
+}
+
+fn answer(partition: &Partition, query: &Query) -> Answer {
+    match query {
+        Query::Accounts(ids) => Answer::Accounts(
+            ids.iter()
+                .map(|id| {
+                    partition.account(*id).map(|a| {
+                        let scale = partition.ledger(a.ledger).map_or(0, |l| l.scale);
+                        (*a, scale)
+                    })
+                })
+                .collect(),
+        ),
+        Query::Transfers(ids) => Answer::Transfers(
+            ids.iter()
+                .map(|id| {
+                    partition.transfer(*id).map(|t| {
+                        let scale = partition.ledger(t.ledger).map_or(0, |l| l.scale);
+                        (*t, scale)
+                    })
+                })
+                .collect(),
+        ),
+    }
+}
+
+/// What a partition worker is asked to do.
+pub enum Input {
+    /// A Raft message from a peer.
+    Peer(Message),
+    /// A command to replicate and apply.
+    Propose {
+        /// The command.
+        command: Command,
+        /// Where the outcome goes.
+        reply: oneshot::Sender<Result<Outcome, PartitionError>>,
+    },
+    /// A linearizable read.
+    Read {
+        /// What to read.
+        query: Query,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Result<Answer, PartitionError>>,
+    },
+    /// Who leads this partition (0: unknown), answered at once without Raft.
+    Leader(oneshot::Sender<u64>),
+}
+
+/// State every worker of a node shares.
+#[derive(Clone)]
+pub struct Shared {
+    /// The leader of each partition as its worker last saw it (0: unknown).
+    pub leaders: Arc<Vec<AtomicU64>>,
+    /// Set to stop every worker (graceful shutdown).
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Sends Raft messages to peers (the transport); must not block.
+pub trait PeerSender: Send {
+    /// Queues `message` for node `message.to`, for `partition`; drops it if the queue is
+    /// full.
+    fn send(&self, partition: u32, message: Message);
+}
+
+/// A handle to a partition worker's inbox.
+#[derive(Clone)]
+pub struct PartitionHandle {
+    inbox: SyncSender<Input>,
+}
+
+impl PartitionHandle {
+    /// Queues an input; `Overloaded` if the inbox is full, `Stopped` if the worker is gone.
+    pub fn try_send(&self, input: Input) -> Result<(), PartitionError> {
+        self.inbox.try_send(input).map_err(|e| match e {
+            TrySendError::Full(_) => PartitionError::Overloaded,
+            TrySendError::Disconnected(_) => PartitionError::Stopped,
+        })
+    }
+
+    /// Proposes a command and waits for its outcome.
+    pub async fn propose(&self, command: Command) -> Result<Outcome, PartitionError> {
+        let (reply, answer) = oneshot::channel();
+        self.try_send(Input::Propose { command, reply })?;
+        answer.await.unwrap_or(Err(PartitionError::Stopped))
+    }
+
+    /// Reads linearizably.
+    pub async fn read(&self, query: Query) -> Result<Answer, PartitionError> {
+        let (reply, answer) = oneshot::channel();
+        self.try_send(Input::Read { query, reply })?;
+        answer.await.unwrap_or(Err(PartitionError::Stopped))
+    }
+
+    /// The partition's leader as this node knows it (0: unknown).
+    pub async fn leader(&self) -> u64 {
+        let (reply, answer) = oneshot::channel();
+        if self.try_send(Input::Leader(reply)).is_err() {
+            return 0;
+        }
+        answer.await.unwrap_or(0)
+    }
+}
+
+/// Creates a worker's inbox.
+pub fn inbox(depth: usize) -> (PartitionHandle, Receiver<Input>) {
+    let (sender, receiver) = std::sync::mpsc::sync_channel(depth);
+    (PartitionHandle { inbox: sender }, receiver)
+}
+
+fn wall_clock() -> Timestamp {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    Timestamp(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// A read waiting for ReadIndex: the query, when it arrived, where the answer goes.
+type PendingRead = (
+    Query,
+    Instant,
+    oneshot::Sender<Result<Answer, PartitionError>>,
+);
+
+struct Waiting<T> {
+    term: u64,
+    since: Instant,
+    reply: oneshot::Sender<Result<T, PartitionError>>,
+}
+
+/// Runs a partition worker until every handle to its inbox is dropped. Returns the error
+/// that stopped it, if any (a storage failure stops the replica: it must not go on).
+pub fn run(
+    partition: u32,
+    mut replica: Replica,
+    inbox: Receiver<Input>,
+    peers: Box<dyn PeerSender>,
+    tick: Duration,
+    shared: Shared,
+) -> Result<(), crate::replica::ReplicaError> {
+    let mut ticks = 0u64;
+    let mut proposals: BTreeMap<u64, Waiting<Outcome>> = BTreeMap::new();
+    let mut reads: BTreeMap<u64, PendingRead> = BTreeMap::new();
+    let mut confirmed: Vec<(u64, u64)> = Vec::new(); // (read index, read id)
+    let mut next_read_id = 0u64;
+    let mut next_tick = Instant::now() + tick;
+    let mut outbox = Vec::new();
+    let mut applied: Vec<Applied> = Vec::new();
+    let mut ready_reads: Vec<ReadReady> = Vec::new();
+    loop {
+        let wait = next_tick.saturating_duration_since(Instant::now());
+        if shared.stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let first = match inbox.recv_timeout(wait) {
+            Ok(input) => Some(input),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        };
+        let mut handled = 0;
+        let mut input = first;
+        while let Some(current) = input.take() {
+            handled += 1;
+            match current {
+                Input::Peer(message) => replica.step(message)?,
+                Input::Propose { command, reply } => {
+                    match replica.propose(command, wall_clock()) {
+                        Ok((index, term)) => {
+                            // An index proposed again after a leader change replaces the
+                            // old waiter, which can no longer succeed.
+                            if let Some(old) = proposals.insert(
+                                index,
+                                Waiting {
+                                    term,
+                                    since: Instant::now(),
+                                    reply,
+                                },
+                            ) {
+                                let _ = old.reply.send(Err(PartitionError::Dropped));
+                            }
+                        }
+                        Err(ProposeError::NotLeader { leader }) => {
+                            let _ = reply.send(Err(PartitionError::NotLeader { leader }));
+                        }
+                        Err(ProposeError::Invalid(e)) => {
+                            let _ = reply.send(Err(PartitionError::Invalid(e.to_string())));
+                        }
+                        Err(ProposeError::Dropped) => {
+                            let _ = reply.send(Err(PartitionError::Dropped));
+                        }
+                    }
+                }
+                Input::Read { query, reply } => {
+                    if replica.is_leader() {
+                        next_read_id += 1;
+                        replica.read_index(next_read_id.to_le_bytes().to_vec());
+                        reads.insert(next_read_id, (query, Instant::now(), reply));
+                    } else {
+                        let _ = reply.send(Err(PartitionError::NotLeader {
+                            leader: replica.leader_id(),
+                        }));
+                    }
+                }
+                Input::Leader(reply) => {
+                    let _ = reply.send(replica.leader_id());
+                }
+            }
+            if handled < INPUTS_PER_TURN_MAX {
+                input = inbox.try_recv().ok();
+            }
+        }
+        if Instant::now() >= next_tick {
+            replica.tick(wall_clock());
+            ticks += 1;
+            let leader = if replica.is_leader() {
+                replica.node_id()
+            } else {
+                replica.leader_id()
+            };
+            shared.leaders[partition as usize].store(leader, Ordering::Relaxed);
+            // Leaders of all partitions gather on partition 0's leader, so that one node
+            // serves every request (clients need one connection); the partitions still run
+            // in parallel on its cores.
+            let leader_zero = shared.leaders[0].load(Ordering::Relaxed);
+            if partition != 0 && replica.is_leader() && leader_zero != 0 && ticks.is_multiple_of(10)
+            {
+                replica.transfer_leader(leader_zero);
+            }
+            next_tick = Instant::now() + tick;
+            let now = Instant::now();
+            let expired: Vec<u64> = proposals
+                .iter()
+                .filter(|(_, w)| now.duration_since(w.since) > WAIT_MAX)
+                .map(|(index, _)| *index)
+                .collect();
+            for index in expired {
+                if let Some(w) = proposals.remove(&index) {
+                    let _ = w.reply.send(Err(PartitionError::TimedOut));
+                }
+            }
+            let stale: Vec<u64> = reads
+                .iter()
+                .filter(|(_, (_, since, _))| now.duration_since(*since) > WAIT_MAX)
+                .map(|(id, _)| *id)
+                .collect();
+            for id in stale {
+                if let Some((_, _, reply)) = reads.remove(&id) {
+                    let _ = reply.send(Err(PartitionError::TimedOut));
+                }
+            }
+        }
+        // Process every Ready this turn produced.
+        loop {
+            replica.handle_ready(&mut outbox, &mut applied, &mut ready_reads)?;
+            if outbox.is_empty() && applied.is_empty() && ready_reads.is_empty() {
+                break;
+            }
+            for message in outbox.drain(..) {
+                peers.send(partition, message);
+            }
+            for entry in applied.drain(..) {
+                if let Some(waiting) = proposals.remove(&entry.index.0) {
+                    let result = if waiting.term == entry.term {
+                        Ok(entry.outcome)
+                    } else {
+                        Err(PartitionError::Dropped)
+                    };
+                    let _ = waiting.reply.send(result);
+                }
+                // Proposals below an applied index that was not theirs can never apply.
+                let stale: Vec<u64> = proposals
+                    .range(..entry.index.0)
+                    .map(|(index, _)| *index)
+                    .collect();
+                for index in stale {
+                    if let Some(w) = proposals.remove(&index) {
+                        let _ = w.reply.send(Err(PartitionError::Dropped));
+                    }
+                }
+            }
+            for read in ready_reads.drain(..) {
+                let Ok(bytes) = <[u8; 8]>::try_from(read.context.as_slice()) else {
+                    continue;
+                };
+                confirmed.push((read.index, u64::from_le_bytes(bytes)));
+            }
+            let applied_index = replica.partition().applied_index().0;
+            confirmed.retain(|&(index, id)| {
+                if index > applied_index {
+                    return true;
+                }
+                if let Some((query, _, reply)) = reads.remove(&id) {
+                    let _ = reply.send(Ok(answer(replica.partition(), &query)));
+                }
+                false
+            });
+        }
+    }
+}
