@@ -75,7 +75,7 @@ pub struct NodeConfig {
     /// connections.
     pub address: SocketAddr,
     /// Every node of the cluster (including this one), by id. Fixed at cluster creation.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "peers_from_toml")]
     pub peers: BTreeMap<u64, SocketAddr>,
     /// Partitions (Raft groups); fixed at cluster creation.
     #[serde(default = "default_partitions")]
@@ -100,6 +100,21 @@ pub struct NodeConfig {
     /// Client connections served at once; more are refused.
     #[serde(default = "default_connections_max")]
     pub connections_max: usize,
+}
+
+/// TOML table keys are strings: `[peers]` maps `"1" = "127.0.0.2:7000"`.
+fn peers_from_toml<'de, D>(deserializer: D) -> Result<BTreeMap<u64, SocketAddr>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let raw = BTreeMap::<String, SocketAddr>::deserialize(deserializer)?;
+    raw.into_iter()
+        .map(|(id, address)| {
+            id.parse::<u64>()
+                .map(|id| (id, address))
+                .map_err(|_| serde::de::Error::custom(format!("peers: bad node id {id:?}")))
+        })
+        .collect()
 }
 
 fn default_partitions() -> u32 {
