@@ -1,9 +1,45 @@
 //! Tally client.
 //!
-//! For now this crate holds the binary wire protocol ([`wire`]): versioned, checksummed frames
-//! with prost-encoded bodies, and the client's own Rust types for ledgers, accounts, transfers
-//! and their result codes. The async connection, batching and retry layers will sit on top of
-//! it. The crate depends on no other workspace crate (STYLE.md), so the wire format versions
+//! [`Client`] is the async (tokio) API over every operation: typed requests and results,
+//! `rust_decimal::Decimal` amounts. Give it any node addresses; it finds and follows the
+//! leader, reconnects after failures, coalesces concurrent single-transfer calls into batches,
+//! and retries after timeouts and disconnects with the same ids, reporting an operation as
+//! [`ClientError::Indeterminate`] only when the retries are exhausted. [`ids`] makes ids,
+//! including (through [`Client::account_id_beside`]) account ids in the same partition as
+//! another account.
+//!
+//! Layers, bottom up: [`wire`] (versioned, checksummed frames with prost-encoded bodies, and
+//! the client's own Rust types for ledgers, accounts, transfers and their result codes);
+//! `connection` (one pipelined TCP connection: writer task, reader task, request ids);
+//! `router` (which node to talk to: seeds, learned leaders, `not_leader` hints); `client`
+//! (validation, the retry loop, the operations); `batcher` (coalescing). `docs/protocol.md`
+//! ("Client behaviour") describes the behaviour a server can rely on.
+//!
+//! The crate depends on no other workspace crate (STYLE.md), so the wire format versions
 //! apart from the engine's disk format; the server converts between the two.
 
+pub mod ids;
 pub mod wire;
+
+mod batcher;
+mod client;
+mod connection;
+mod error;
+mod router;
+
+pub use batcher::SUBMISSION_QUEUE_MAX;
+pub use client::{
+    BalanceSeries, Client, ClientOptions, ATTEMPTS_MAX, IN_FLIGHT_MAX, RETRY_AFTER_MAX,
+    RETRY_BACKOFF_MAX, SEED_ADDRESSES_MAX,
+};
+pub use connection::{CLIENT_VERSION, OUTGOING_QUEUE_MAX, WRITE_COALESCE_SIZE_MAX};
+pub use error::ClientError;
+pub use router::{CONNECT_CANDIDATES_MAX, LEARNED_ADDRESSES_MAX};
+pub use wire::types::to_decimal;
+pub use wire::{
+    Account, AccountFlags, AccountId, AccountResult, BalancePoint, Balances, ClusterInfo,
+    Direction, ErrorCode, Flows, FlowsQuery, HistoryEntry, HistoryPage, HistoryQuery, HoldStatus,
+    LedgerId, LedgerResult, NewAccount, NewLedger, NewTransfer, PartitionId, SeriesQuery,
+    ServerError, Timestamp, Transfer, TransferFlags, TransferId, TransferKind, TransferOutcome,
+    TransferResult,
+};
