@@ -30,8 +30,9 @@ use crate::types::{AccountId, LedgerId, LogIndex, PartitionId, Timestamp, Transf
 
 /// The first 8 bytes of every checkpoint.
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"TALLYCKP";
-/// Format version of checkpoints.
-pub const CHECKPOINT_VERSION: u16 = 1;
+/// Format version of checkpoints. Version 2 appends the index's durable mark to the body;
+/// version 1 files (without it) are still read, as durable to index 0.
+pub const CHECKPOINT_VERSION: u16 = 2;
 /// Size of the checkpoint header in bytes.
 pub const CHECKPOINT_HEADER_SIZE: usize = 64;
 /// Largest checkpoint body we agree to read (a bound checked before allocating).
@@ -115,11 +116,23 @@ pub fn list(dir: &Path) -> Result<Vec<CheckpointFile>, CheckpointError> {
     Ok(files)
 }
 
-/// Writes a checkpoint of `partition` into `dir` and returns its path.
+/// Writes a checkpoint of `partition` into `dir` and returns its path; it records no
+/// durable per-account index (see [`write_with_index`]).
 pub fn write(
     dir: &Path,
     partition_id: PartitionId,
     partition: &Partition,
+) -> Result<PathBuf, CheckpointError> {
+    write_with_index(dir, partition_id, partition, LogIndex(0))
+}
+
+/// Writes a checkpoint of `partition` into `dir` that also records how far the per-account
+/// index files are durable (`index_durable`, see [`crate::index`]), and returns its path.
+pub fn write_with_index(
+    dir: &Path,
+    partition_id: PartitionId,
+    partition: &Partition,
+    index_durable: LogIndex,
 ) -> Result<PathBuf, CheckpointError> {
     if !dir.exists() {
         fs::create_dir_all(dir).map_err(io_error(dir))?;
@@ -129,7 +142,8 @@ pub fn write(
                 .map_err(io_error(parent))?;
         }
     }
-    let body = encode_body(partition);
+    let mut body = encode_body(partition);
+    body.extend_from_slice(&index_durable.0.to_le_bytes());
     let header = encode_header(partition_id, partition, &body);
     let index = partition.applied_index();
     let path = dir.join(format!("{PREFIX}{:020}{SUFFIX}", index.0));
@@ -164,6 +178,15 @@ pub fn prune(dir: &Path, keep: usize) -> Result<(), CheckpointError> {
 
 /// Reads and fully verifies a checkpoint.
 pub fn read(path: &Path, partition_id: PartitionId) -> Result<Partition, CheckpointError> {
+    read_with_index(path, partition_id).map(|(partition, _)| partition)
+}
+
+/// Reads and fully verifies a checkpoint; also returns how far it recorded the per-account
+/// index files durable (0 for version 1 files).
+pub fn read_with_index(
+    path: &Path,
+    partition_id: PartitionId,
+) -> Result<(Partition, LogIndex), CheckpointError> {
     let size = fs::metadata(path).map_err(io_error(path))?.len();
     if size > CHECKPOINT_HEADER_SIZE as u64 + CHECKPOINT_BODY_SIZE_MAX {
         return Err(CheckpointError::Corrupt {
@@ -172,7 +195,7 @@ pub fn read(path: &Path, partition_id: PartitionId) -> Result<Partition, Checkpo
         });
     }
     let bytes = fs::read(path).map_err(io_error(path))?;
-    decode(&bytes, partition_id).map_err(|reason| CheckpointError::Corrupt {
+    decode_with_index(&bytes, partition_id).map_err(|reason| CheckpointError::Corrupt {
         path: path.to_path_buf(),
         reason,
     })
@@ -266,6 +289,14 @@ fn put_balances(out: &mut Vec<u8>, b: &Balances) {
 
 /// Decodes and verifies a whole checkpoint image; the error says which check failed.
 pub fn decode(bytes: &[u8], partition_id: PartitionId) -> Result<Partition, String> {
+    decode_with_index(bytes, partition_id).map(|(partition, _)| partition)
+}
+
+/// Like [`decode`], also returning the index durable mark (0 for version 1).
+pub fn decode_with_index(
+    bytes: &[u8],
+    partition_id: PartitionId,
+) -> Result<(Partition, LogIndex), String> {
     let header = bytes
         .get(..CHECKPOINT_HEADER_SIZE)
         .ok_or_else(|| format!("{} bytes is shorter than the header", bytes.len()))?;
@@ -278,7 +309,7 @@ pub fn decode(bytes: &[u8], partition_id: PartitionId) -> Result<Partition, Stri
         return Err("header checksum mismatch".into());
     }
     let version = h.u16()?;
-    if version != CHECKPOINT_VERSION {
+    if version != 1 && version != CHECKPOINT_VERSION {
         return Err(format!("unknown version {version}"));
     }
     let reserved = h.u16()?;
@@ -403,6 +434,16 @@ pub fn decode(bytes: &[u8], partition_id: PartitionId) -> Result<Partition, Stri
             },
         ));
     }
+    let index_durable = if version >= 2 {
+        LogIndex(r.u64()?)
+    } else {
+        LogIndex(0)
+    };
+    if index_durable > applied_index {
+        return Err(format!(
+            "index durable to {index_durable}, beyond the applied index {applied_index}"
+        ));
+    }
     if r.pos != body.len() {
         return Err(format!("{} trailing bytes", body.len() - r.pos));
     }
@@ -414,7 +455,7 @@ pub fn decode(bytes: &[u8], partition_id: PartitionId) -> Result<Partition, Stri
             partition.digest()
         ));
     }
-    Ok(partition)
+    Ok((partition, index_durable))
 }
 
 fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {

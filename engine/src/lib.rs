@@ -3,7 +3,9 @@
 //! This crate is sans-IO at its core: the state machine ([`partition`]) reads no clock, opens
 //! no socket and starts no thread; time arrives inside log entries. The log ([`segment`]) and
 //! checkpoints ([`checkpoint`]) do file IO with explicit fsyncs, and [`store`] ties them
-//! together into one durable, single-node partition.
+//! together into one durable, single-node partition. The per-account index ([`index`]) is
+//! derived from the state machine's postings and answers history, point-in-time balance,
+//! flow and hourly-series queries from memory and memory-mapped run files.
 //!
 //! Data flow: a batch of events becomes a [`command::EntryPayload`], is appended to the log
 //! and made durable with one fsync for the whole group, then applied by
@@ -13,6 +15,7 @@
 
 pub mod checkpoint;
 pub mod command;
+pub mod index;
 pub mod outcome;
 pub mod partition;
 pub mod segment;

@@ -33,9 +33,18 @@
 //! transfer record. It is updated on every change (subtract the old item's hash, add the new),
 //! so comparing two replicas costs nothing, and [`Partition::recompute_digest`] checks it.
 //!
+//! # Postings
+//! When enabled ([`Partition::set_postings_enabled`]), every balance change is also recorded
+//! as a [`Posting`] (one per account touched) into a buffer that the per-account index
+//! ([`crate::index`]) drains after each entry with [`Partition::drain_postings`]. A failed
+//! linked chain truncates the buffer back to where the chain began, so the buffer only ever
+//! holds changes that stand. Postings are derived data: the digest does not cover them (nor
+//! the index built from them), and a replica with postings disabled reaches the same digest.
+//! They are off by default, so a caller that never drains them does not grow a buffer.
+//!
 //! # Deliberate omissions
 //! Closing accounts, balancing transfers and cross-partition chains come later. All state is
-//! in memory here; the per-account index and history larger than memory are a later layer.
+//! in memory here; the per-account index lives in [`crate::index`].
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -47,6 +56,7 @@ use crate::command::{
     encode_transfer, AccountFlags, Command, EntryPayload, NewAccount, NewLedger, NewTransfer,
     TransferFlags, LEDGER_SCALE_MAX,
 };
+use crate::index::{Posting, PostingKind, Side};
 use crate::outcome::{
     AccountResult, Balances, LedgerResult, Outcome, TransferOutcome, TransferResult,
 };
@@ -293,6 +303,12 @@ pub struct Partition {
     digest_at_chain_start: u128,
     /// Reused buffer for fingerprints.
     scratch: Vec<u8>,
+    /// Whether balance changes are recorded into `postings`.
+    postings_enabled: bool,
+    /// Balance changes not yet drained by the index, in apply order.
+    postings: Vec<Posting>,
+    /// `postings.len()` when the running linked chain began.
+    postings_at_chain_start: usize,
 }
 
 impl Default for Partition {
@@ -316,6 +332,76 @@ impl Partition {
             undo: None,
             digest_at_chain_start: 0,
             scratch: Vec::with_capacity(256),
+            postings_enabled: false,
+            postings: Vec::new(),
+            postings_at_chain_start: 0,
+        }
+    }
+
+    /// Turns the recording of [`Posting`]s on or off. Whoever turns it on must drain them
+    /// with [`Partition::drain_postings`] after every apply, or the buffer grows.
+    pub fn set_postings_enabled(&mut self, enabled: bool) {
+        assert!(
+            self.undo.is_none(),
+            "postings toggled inside a linked chain"
+        );
+        self.postings_enabled = enabled;
+        if !enabled {
+            self.postings.clear();
+        }
+    }
+
+    /// The postings recorded since the last drain or clear, in apply order (read them, then
+    /// [`Partition::clear_postings`]: no copy, unlike [`Partition::drain_postings`]).
+    pub fn postings(&self) -> &[Posting] {
+        assert!(self.undo.is_none(), "postings read inside a linked chain");
+        &self.postings
+    }
+
+    /// Forgets the postings recorded so far (keeping the buffer's allocation).
+    pub fn clear_postings(&mut self) {
+        assert!(
+            self.undo.is_none(),
+            "postings cleared inside a linked chain"
+        );
+        self.postings.clear();
+    }
+
+    /// Moves the postings recorded since the last drain to the end of `out`, in apply order.
+    pub fn drain_postings(&mut self, out: &mut Vec<Posting>) {
+        assert!(
+            self.undo.is_none(),
+            "postings drained inside a linked chain"
+        );
+        out.append(&mut self.postings);
+    }
+
+    /// Records the balance change of both accounts of a transfer (or an expiring hold).
+    #[allow(clippy::too_many_arguments)]
+    fn record_postings(
+        &mut self,
+        transfer: TransferId,
+        kind: PostingKind,
+        timestamp: Timestamp,
+        amount: u128,
+        debit: (AccountId, Balances),
+        credit: (AccountId, Balances),
+    ) {
+        if !self.postings_enabled {
+            return;
+        }
+        let log_index = self.applied_index;
+        for (side, (account, balances)) in [(Side::Debit, debit), (Side::Credit, credit)] {
+            self.postings.push(Posting {
+                account,
+                timestamp,
+                log_index,
+                transfer,
+                kind,
+                side,
+                amount,
+                balances,
+            });
         }
     }
 
@@ -518,6 +604,7 @@ impl Partition {
         assert!(self.undo.is_none());
         self.undo = Some(Vec::new());
         self.digest_at_chain_start = self.digest;
+        self.postings_at_chain_start = self.postings.len();
     }
 
     fn commit_chain(&mut self) {
@@ -554,6 +641,8 @@ impl Partition {
             }
         }
         self.digest = self.digest_at_chain_start;
+        assert!(self.postings.len() >= self.postings_at_chain_start);
+        self.postings.truncate(self.postings_at_chain_start);
     }
 
     // ---- state changes: every one goes through these, for the digest and the undo log ----
@@ -618,14 +707,22 @@ impl Partition {
             self.remove_expiry(deadline, id);
             let mut hold = *self.transfer(id).expect("expiring hold is recorded");
             assert_eq!(hold.hold, HoldStatus::Pending, "expiring hold {id}");
-            self.release_hold(&hold);
+            let (debit, credit) = self.release_hold(&hold);
             hold.hold = HoldStatus::Expired;
             self.put_transfer(id, hold);
+            self.record_postings(
+                id,
+                PostingKind::Expired,
+                now,
+                hold.amount,
+                (hold.debit_account, debit),
+                (hold.credit_account, credit),
+            );
         }
     }
 
     /// Takes a hold's amount out of both accounts' pending balances.
-    fn release_hold(&mut self, hold: &TransferRecord) {
+    fn release_hold(&mut self, hold: &TransferRecord) -> (Balances, Balances) {
         let mut debit = *self
             .accounts
             .get(&hold.debit_account)
@@ -640,6 +737,7 @@ impl Partition {
         credit.balances.credits_pending -= hold.amount;
         self.put_account(debit);
         self.put_account(credit);
+        (debit.balances, credit.balances)
     }
 
     // ---- ledgers and accounts ----
@@ -907,6 +1005,18 @@ impl Partition {
             self.insert_expiry(deadline, e.id);
         }
         self.put_transfer(e.id, record);
+        self.record_postings(
+            e.id,
+            if pending {
+                PostingKind::Pending
+            } else {
+                PostingKind::Plain
+            },
+            timestamp,
+            amount,
+            (e.debit_account, debit_balances),
+            (e.credit_account, credit_balances),
+        );
         Ok(outcome)
     }
 
@@ -1096,6 +1206,18 @@ impl Partition {
                 refunded: 0,
             },
         );
+        self.record_postings(
+            e.id,
+            if post {
+                PostingKind::Post
+            } else {
+                PostingKind::Void
+            },
+            timestamp,
+            amount,
+            (hold.debit_account, debit.balances),
+            (hold.credit_account, credit.balances),
+        );
         Ok(outcome)
     }
 
@@ -1164,6 +1286,14 @@ impl Partition {
                 hold: HoldStatus::NotAHold,
                 refunded: 0,
             },
+        );
+        self.record_postings(
+            e.id,
+            PostingKind::Refund,
+            timestamp,
+            amount,
+            (original.credit_account, debit_balances),
+            (original.debit_account, credit_balances),
         );
         Ok(outcome)
     }

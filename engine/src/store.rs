@@ -14,6 +14,13 @@
 //! itself (entries are appended by the leader and applied when committed); this type is the
 //! single-node path used by the engine's demo, benches and crash tests.
 //!
+//! The store also keeps the per-account index ([`crate::index`]): after each applied entry it
+//! drains the partition's postings into the index, flushes the index to a run file when its
+//! in-memory part is full, and always before a checkpoint, which records how far the index
+//! files are durable. At open, a checkpoint newer than the surviving index files is passed
+//! over for an older one (or for a replay from the start), so that replay rebuilds whatever
+//! part of the index was lost or damaged; replay never skips an entry the index lacks.
+//!
 //! After any error from the log, the store is poisoned: what is in memory may be ahead of what
 //! is durable, so it refuses further work until reopened. A failed checkpoint only costs
 //! replay time later; it is reported and retried, and poisons nothing.
@@ -24,10 +31,14 @@ use thiserror::Error;
 
 use crate::checkpoint::{self, CheckpointError};
 use crate::command::{DecodeError, EntryPayload};
+use crate::index::{
+    Flows, HistoryPage, HistoryQuery, HourBalance, Index, IndexError, IndexOpenReport,
+};
+use crate::outcome::Balances;
 use crate::outcome::Outcome;
 use crate::partition::Partition;
 use crate::segment::{Entry, EntryKind, Log, LogConfig, LogError, RecoveryReport};
-use crate::types::{LogIndex, PartitionId, Term};
+use crate::types::{AccountId, LogIndex, PartitionId, Term, Timestamp};
 
 /// Most bytes of log read per step of replay.
 const REPLAY_READ_SIZE_MAX: u64 = 64 << 20;
@@ -44,6 +55,9 @@ pub struct StoreConfig {
     /// How many checkpoints to keep (at least 1; 2 or more survive a damaged newest one
     /// without a full replay).
     pub checkpoints_kept: usize,
+    /// Bound of the per-account index's in-memory part, in entries; beyond it the index is
+    /// written to a run file.
+    pub index_memory_entries_max: usize,
 }
 
 impl StoreConfig {
@@ -54,6 +68,7 @@ impl StoreConfig {
             segment_size_max: crate::segment::SEGMENT_SIZE_MAX_DEFAULT,
             checkpoint_interval_entries: 10_000,
             checkpoints_kept: 2,
+            index_memory_entries_max: crate::index::MEMORY_ENTRIES_MAX_DEFAULT,
         }
     }
 }
@@ -67,6 +82,9 @@ pub enum StoreError {
     /// Writing a checkpoint failed.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    /// The per-account index failed (IO, a damaged file, a malformed query).
+    #[error(transparent)]
+    Index(#[from] IndexError),
     /// A durable log entry does not decode: the log is damaged in a way its checksums did not
     /// catch, or was written by a newer version.
     #[error("log entry {index} does not decode: {source}")]
@@ -115,6 +133,11 @@ pub struct OpenReport {
     pub checkpoints_rejected: Vec<String>,
     /// Entries replayed from the log after the checkpoint.
     pub entries_replayed: u64,
+    /// What the per-account index's recovery found.
+    pub index: IndexOpenReport,
+    /// Valid checkpoints passed over because the index files do not reach them (their index
+    /// part is rebuilt by replaying from an older checkpoint or from the start).
+    pub checkpoints_passed_over: Vec<LogIndex>,
 }
 
 /// One durable partition on one node. See the module documentation.
@@ -127,6 +150,9 @@ pub struct Store {
     poisoned: bool,
     checkpoint_error: Option<String>,
     scratch: Vec<Entry>,
+    index: Index,
+    /// The last error of an automatic index flush, if it failed.
+    index_error: Option<String>,
 }
 
 impl Store {
@@ -135,6 +161,11 @@ impl Store {
         if config.checkpoints_kept == 0 {
             return Err(StoreError::Config(
                 "checkpoints_kept must be at least 1".into(),
+            ));
+        }
+        if config.index_memory_entries_max == 0 {
+            return Err(StoreError::Config(
+                "index_memory_entries_max must be at least 1".into(),
             ));
         }
         let log_config = LogConfig {
@@ -149,9 +180,17 @@ impl Store {
         // Everything recovered from disk was made durable by a completed sync before it was
         // applied, so the whole recovered log counts as committed on a single node.
         log.set_committed(log.last_index());
+        let (index, index_report) = Index::open(
+            &dir.join("index"),
+            config.partition,
+            log.last_index(),
+            config.index_memory_entries_max,
+        )?;
+        report.index = index_report;
         let checkpoint_dir = dir.join("checkpoints");
         let mut partition = None;
         for file in checkpoint::list(&checkpoint_dir)? {
+            let ahead_of_index = file.applied_index > index.durable();
             match checkpoint::read(&file.path, config.partition) {
                 // Only a checkpoint that verified can prove that durable entries were lost;
                 // a damaged file with a high name is skipped like any damaged file.
@@ -160,6 +199,10 @@ impl Store {
                         checkpoint: loaded.applied_index(),
                         log_last: log.last_index(),
                     });
+                }
+                Ok(_) if ahead_of_index => {
+                    // Replay from here would skip entries the index lacks.
+                    report.checkpoints_passed_over.push(file.applied_index);
                 }
                 Ok(loaded) if loaded.applied_index() == file.applied_index => {
                     report.checkpoint = Some(file.applied_index);
@@ -187,7 +230,10 @@ impl Store {
             poisoned: false,
             checkpoint_error: None,
             scratch: Vec::new(),
+            index,
+            index_error: None,
         };
+        store.partition.set_postings_enabled(true);
         report.entries_replayed = store.replay()?;
         store.entries_since_checkpoint = report.entries_replayed;
         Ok((store, report))
@@ -209,6 +255,10 @@ impl Store {
             );
             for entry in &entries {
                 self.apply_entry(entry)?;
+                self.index_applied();
+                if self.index.wants_flush() {
+                    self.index.flush()?;
+                }
                 replayed += 1;
             }
             next = entries[entries.len() - 1].index.next();
@@ -260,6 +310,12 @@ impl Store {
         let mut outcomes = Vec::with_capacity(payloads.len());
         for (i, payload) in payloads.iter().enumerate() {
             outcomes.push(self.partition.apply(LogIndex(first.0 + i as u64), payload));
+            self.index_applied();
+        }
+        if self.index.wants_flush() {
+            // Like a checkpoint, a failed flush costs memory and replay time, never data:
+            // the log holds every entry. It is kept for the operator and retried.
+            self.index_error = self.index.flush().err().map(|e| e.to_string());
         }
         self.entries_since_checkpoint += payloads.len() as u64;
         let interval = self.config.checkpoint_interval_entries;
@@ -279,11 +335,71 @@ impl Store {
         if self.poisoned {
             return Err(StoreError::Poisoned);
         }
+        // The checkpoint may only claim what the index files hold, so they go first.
+        self.index.flush()?;
+        assert_eq!(self.index.durable(), self.partition.applied_index());
         let dir = self.dir.join("checkpoints");
-        let path = checkpoint::write(&dir, self.config.partition, &self.partition)?;
+        let path = checkpoint::write_with_index(
+            &dir,
+            self.config.partition,
+            &self.partition,
+            self.index.durable(),
+        )?;
         checkpoint::prune(&dir, self.config.checkpoints_kept)?;
         self.entries_since_checkpoint = 0;
         Ok(path)
+    }
+
+    /// Moves the postings of the entry just applied into the index.
+    fn index_applied(&mut self) {
+        self.index
+            .ingest(self.partition.postings(), self.partition.applied_index());
+        self.partition.clear_postings();
+    }
+
+    /// The per-account index (read-only).
+    pub fn index(&self) -> &Index {
+        &self.index
+    }
+
+    /// The error of the last automatic index flush, if it failed.
+    pub fn index_error(&self) -> Option<&str> {
+        self.index_error.as_deref()
+    }
+
+    /// One page of an account's history, with its balances after each entry (see
+    /// [`Index::account_history`]).
+    pub fn account_history(
+        &self,
+        account: AccountId,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, StoreError> {
+        Ok(self.index.account_history(account, query)?)
+    }
+
+    /// An account's balances after its last entry at or before `time` (zero before any).
+    pub fn balance_at(&self, account: AccountId, time: Timestamp) -> Result<Balances, StoreError> {
+        Ok(self.index.balance_at(account, time)?)
+    }
+
+    /// Money posted in and out of an account during `[from, to)`, exactly.
+    pub fn account_flows(
+        &self,
+        account: AccountId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Flows, StoreError> {
+        Ok(self.index.account_flows(account, from, to)?)
+    }
+
+    /// An account's closing balances per UTC hour (see [`Index::balance_series`]).
+    pub fn balance_series(
+        &self,
+        account: AccountId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<HourBalance>, StoreError> {
+        Ok(self.index.balance_series(account, from, to)?)
     }
 
     /// The error of the last automatic checkpoint, if it failed.

@@ -125,6 +125,7 @@ fn config(checkpoint_interval_entries: u64) -> StoreConfig {
         segment_size_max: 4096,
         checkpoint_interval_entries,
         checkpoints_kept: 2,
+        index_memory_entries_max: 1 << 20,
     }
 }
 

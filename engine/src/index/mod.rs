@@ -1,0 +1,908 @@
+//! The per-account index: every account's history with its balances after each entry, and
+//! hourly buckets, answering history pages, point-in-time balances, flows over a window and
+//! hourly balance series without scanning the log.
+//!
+//! # Data flow
+//! The state machine records a [`Posting`] for each account whose balances an event changes
+//! (see [`posting`]); after each applied entry the store drains them into [`Index::ingest`].
+//! Per account, the index keeps an append-only list of [`HistoryEntry`] (timestamp, log
+//! index, transfer, kind, side, amount, balances after) and a list of [`Bucket`]s, one per
+//! UTC hour with activity (posted money in and out during the hour, balances at its close).
+//! Both lists are sorted by time because entries arrive in apply order, and apply order is
+//! time order: every event has a unique increasing timestamp, and an expiry carries the
+//! expiring entry's `now`, which is after every earlier event and not after its entry's
+//! events. So timestamps per account never decrease (asserted on ingest).
+//!
+//! Recent entries live in memory (a hash map of per-account vectors, bounded by
+//! `memory_entries_max`); [`Index::flush`] writes them as an immutable, checksummed run file
+//! ([`run`]) read through `memmap2`. An account's history is the concatenation of its blocks
+//! in every run (oldest first) and its in-memory part (an `AccountView`). Runs are merged
+//! size-tiered, like a binary counter: after a flush, the two newest runs are merged while
+//! the newer is at least as large as the older (or there are more than [`run::RUNS_MAX`]).
+//! Run sizes then at least halve from each run to the next newer one, so there
+//! are O(log history) runs, a lookup touches that many parts, and each entry is rewritten
+//! O(log history) times over its life (rewriting everything at each merge would make the
+//! total write volume quadratic in the history).
+//!
+//! # Queries and their cost
+//! Every query is a handful of binary searches over the view (by timestamp over entries, by
+//! hour over buckets), so its cost is O(parts × log n) plus its output, whatever the size of
+//! the account's history: an account with 10M entries answers like one with 10.
+//! - history: the time bounds become an ordinal range by binary search; the page is a slice.
+//!   The cursor is the entry's ordinal in the account's history, which never changes
+//!   because history is append-only.
+//! - balance at `t`: the balances of the last entry with timestamp ≤ `t`.
+//! - flows over `[from, to)`: posted balances only grow, so money in (out) over a window is
+//!   the difference of `credits_posted` (`debits_posted`) at its two ends. An end on an hour
+//!   boundary is read from the buckets (the closing balances of the last bucket before it);
+//!   an end inside an hour from the entries (the last entry before it). Both are exact.
+//! - series: the closing balances of each hour, carried forward through idle hours, from one
+//!   binary search over buckets and then a walk over the window's buckets.
+//!
+//! # Durability and recovery
+//! The index is derived state: a pure function of the applied entries, not covered by the
+//! state digest. Run files form a chain covering log indexes `1..=durable`. Before a
+//! checkpoint the store flushes the index, and the checkpoint records `durable`; at open, a
+//! damaged or missing run drops itself and every later run, and the store restarts from a
+//! checkpoint at or below what survived (or from the start of the log), so the lost part is
+//! rebuilt by replay. Postings of entries at or below `durable` are ignored on ingest.
+//!
+//! # Deliberate omissions
+//! The transfer table stays in memory (lookups of old transfers from disk come later). A
+//! merge rewrites every run, so its cost grows with the partition's history; a leveled merge
+//! would bound it. Query results from a run that turns out damaged after open are errors
+//! until the store is reopened and rebuilds.
+
+pub mod posting;
+pub mod run;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use rustc_hash::FxHashMap;
+use thiserror::Error;
+
+pub use posting::{Posting, PostingKind, Side};
+use run::{AccountSource, Block, Run, RunFile};
+
+use crate::outcome::Balances;
+use crate::types::{AccountId, LogIndex, PartitionId, Timestamp, TransferId};
+
+/// Nanoseconds in one hour: the width of a bucket.
+pub const HOUR_NANOS: u64 = 3_600 * 1_000_000_000;
+/// Most entries one history page may ask for.
+pub const HISTORY_PAGE_LIMIT_MAX: usize = 10_000;
+/// Most hours one balance series may span (a little over a year).
+pub const SERIES_HOURS_MAX: u64 = 24 * 400;
+/// Default bound of the in-memory part, in entries (128 bytes each, plus buckets).
+pub const MEMORY_ENTRIES_MAX_DEFAULT: usize = 1 << 20;
+
+/// Why the index could not answer or persist.
+#[derive(Debug, Error)]
+pub enum IndexError {
+    /// An IO error on an index file.
+    #[error("index IO error on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// An index file is damaged.
+    #[error("index file {path} is corrupt at byte {offset}: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Where in the file.
+        offset: u64,
+        /// What check failed.
+        reason: String,
+    },
+    /// The query is malformed (a limit out of range, a window that ends before it starts).
+    #[error("invalid index query: {0}")]
+    InvalidQuery(String),
+}
+
+impl IndexError {
+    /// A copy of a corruption or query error (IO errors cannot be cloned: they become a
+    /// description of themselves, of the same kind).
+    fn duplicate(&self) -> IndexError {
+        match self {
+            IndexError::Io { path, source } => IndexError::Io {
+                path: path.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
+            IndexError::Corrupt {
+                path,
+                offset,
+                reason,
+            } => IndexError::Corrupt {
+                path: path.clone(),
+                offset: *offset,
+                reason: reason.clone(),
+            },
+            IndexError::InvalidQuery(reason) => IndexError::InvalidQuery(reason.clone()),
+        }
+    }
+
+    /// Whether every replica would answer the same: only for malformed queries.
+    pub fn is_deterministic(&self) -> bool {
+        matches!(self, IndexError::InvalidQuery(_))
+    }
+}
+
+/// One entry of an account's history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// The event's timestamp (for an expiry: the expiring entry's `now`).
+    pub timestamp: Timestamp,
+    /// The log entry that caused it.
+    pub log_index: LogIndex,
+    /// The transfer (for an expiry: the hold).
+    pub transfer: TransferId,
+    /// What happened; says whether the pending or the posted balance moved.
+    pub kind: PostingKind,
+    /// Whether the account was debited or credited.
+    pub side: Side,
+    /// The amount in minor units.
+    pub amount: u128,
+    /// The account's balances right after this entry.
+    pub balances: Balances,
+}
+
+impl HistoryEntry {
+    fn from_posting(p: &Posting) -> HistoryEntry {
+        HistoryEntry {
+            timestamp: p.timestamp,
+            log_index: p.log_index,
+            transfer: p.transfer,
+            kind: p.kind,
+            side: p.side,
+            amount: p.amount,
+            balances: p.balances,
+        }
+    }
+}
+
+/// One UTC hour of an account with activity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Bucket {
+    /// Hours since the Unix epoch (`timestamp / HOUR_NANOS`).
+    pub hour: u64,
+    /// Money posted into the account during the hour (growth of `credits_posted`).
+    pub incoming: u128,
+    /// Money posted out of the account during the hour (growth of `debits_posted`).
+    pub outgoing: u128,
+    /// The balances after the hour's last entry.
+    pub closing: Balances,
+}
+
+/// Appends `bucket` to `buckets`, merging it into the last one if it is the same hour (an
+/// hour split across two runs).
+pub(crate) fn push_bucket(buckets: &mut Vec<Bucket>, bucket: Bucket) {
+    match buckets.last_mut() {
+        Some(last) if last.hour == bucket.hour => {
+            last.incoming += bucket.incoming;
+            last.outgoing += bucket.outgoing;
+            last.closing = bucket.closing;
+        }
+        Some(last) => {
+            assert!(
+                last.hour < bucket.hour,
+                "bucket {} after {}",
+                bucket.hour,
+                last.hour
+            );
+            buckets.push(bucket);
+        }
+        None => buckets.push(bucket),
+    }
+}
+
+/// Which end of the history a page starts from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Oldest entry first.
+    OldestFirst,
+    /// Newest entry first.
+    NewestFirst,
+}
+
+/// Where the next page of a history starts. Opaque: pass back what a page returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryCursor(u64);
+
+impl HistoryCursor {
+    /// The cursor's bytes, for the wire.
+    pub fn to_bytes(self) -> [u8; 8] {
+        self.0.to_le_bytes()
+    }
+
+    /// A cursor from bytes a page returned.
+    pub fn from_bytes(bytes: [u8; 8]) -> HistoryCursor {
+        HistoryCursor(u64::from_le_bytes(bytes))
+    }
+}
+
+/// A request for one page of an account's history.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Where to continue, from the previous page; `None` starts at the first (or newest).
+    pub cursor: Option<HistoryCursor>,
+    /// Most entries to return, 1 to [`HISTORY_PAGE_LIMIT_MAX`].
+    pub limit: usize,
+    /// Oldest or newest first.
+    pub direction: Direction,
+    /// Only entries with `timestamp >= from`.
+    pub from: Option<Timestamp>,
+    /// Only entries with `timestamp < to`.
+    pub to: Option<Timestamp>,
+}
+
+/// One page of an account's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryPage {
+    /// The entries, in the requested direction.
+    pub entries: Vec<HistoryEntry>,
+    /// Where the next page starts, or `None` if this was the last.
+    pub next: Option<HistoryCursor>,
+}
+
+/// Money posted in and out of an account over a window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Flows {
+    /// Growth of `credits_posted` over the window.
+    pub incoming: u128,
+    /// Growth of `debits_posted` over the window.
+    pub outgoing: u128,
+}
+
+/// One hour of a balance series.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HourBalance {
+    /// The hour's first nanosecond.
+    pub hour_start: Timestamp,
+    /// Money posted in during the whole hour.
+    pub incoming: u128,
+    /// Money posted out during the whole hour.
+    pub outgoing: u128,
+    /// Balances at the hour's close (carried forward from earlier hours if it was idle).
+    pub closing: Balances,
+}
+
+/// One account's part of the in-memory index. Its entries live in the shared, apply-ordered
+/// `Index::entries` (appending there is sequential, so cheap on the apply path); this holds
+/// only their positions, and where each hour starts among them. Buckets are derived from
+/// the entries: a bucket's closing balances are those of its last entry, and its flows the
+/// growth of the posted balances since the entry before it.
+#[derive(Default)]
+pub(crate) struct MemoryAccount {
+    /// Positions in `Index::entries`, in apply order.
+    positions: Vec<u32>,
+    /// For each hour with entries, the index in `positions` of its first entry.
+    hour_starts: Vec<u32>,
+    /// The timestamp of the last entry.
+    last_timestamp: Timestamp,
+}
+
+/// What [`Index::open`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IndexOpenReport {
+    /// How far the surviving run files cover the log.
+    pub durable: LogIndex,
+    /// Run files that failed verification, did not continue the chain, or were left over by
+    /// a merge, and were deleted (with the reason).
+    pub removed: Vec<String>,
+}
+
+/// The per-account index of one partition. See the module documentation.
+pub struct Index {
+    dir: PathBuf,
+    partition: PartitionId,
+    runs: Vec<Run>,
+    /// Every in-memory entry, in apply order.
+    entries: Vec<HistoryEntry>,
+    memory: FxHashMap<AccountId, MemoryAccount>,
+    memory_entries_max: usize,
+    /// The runs cover log indexes `1..=durable`.
+    durable: LogIndex,
+    /// Every posting of entries up to here has been ingested.
+    covered: LogIndex,
+}
+
+impl Index {
+    /// Opens the index in `dir` (created on the first flush), keeping the longest chain of
+    /// verified runs that starts at log index 1 and ends at or before `log_last`. Every other
+    /// run file is deleted: the index is derived and the lost part is rebuilt by replay.
+    pub fn open(
+        dir: &Path,
+        partition: PartitionId,
+        log_last: LogIndex,
+        memory_entries_max: usize,
+    ) -> Result<(Index, IndexOpenReport), IndexError> {
+        assert!(memory_entries_max > 0);
+        assert!(
+            memory_entries_max < u32::MAX as usize,
+            "in-memory positions are u32"
+        );
+        let mut report = IndexOpenReport::default();
+        let mut runs: Vec<Run> = Vec::new();
+        let mut broken = false;
+        // A crash while writing a run leaves its temporary file: never part of the chain.
+        if let Ok(entries) = fs::read_dir(dir) {
+            for entry in entries.flatten() {
+                if entry.file_name().to_string_lossy().ends_with(".tix.tmp") {
+                    let path = entry.path();
+                    report
+                        .removed
+                        .push(format!("{}: unfinished", path.display()));
+                    fs::remove_file(&path).map_err(|source| IndexError::Io { path, source })?;
+                }
+            }
+        }
+        for file in run::list(dir)? {
+            let expected = runs.last().map_or(LogIndex(1), |r| r.last().next());
+            let reason = if broken {
+                Some("follows a missing or damaged run".to_string())
+            } else if file.first < expected {
+                Some("covered by a merged run".to_string())
+            } else if file.first > expected {
+                Some(format!(
+                    "starts at {} but {expected} is missing",
+                    file.first
+                ))
+            } else if file.last > log_last {
+                Some(format!("ends at {} beyond the log's {log_last}", file.last))
+            } else {
+                match Run::open(&file, partition) {
+                    Ok(run) => {
+                        runs.push(run);
+                        None
+                    }
+                    Err(IndexError::Corrupt { reason, offset, .. }) => {
+                        Some(format!("corrupt at byte {offset}: {reason}"))
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
+            if let Some(reason) = reason {
+                broken |= file.first >= expected;
+                remove(&file, &mut report, reason)?;
+            }
+        }
+        let durable = runs.last().map_or(LogIndex(0), |r| r.last());
+        report.durable = durable;
+        let index = Index {
+            dir: dir.to_path_buf(),
+            partition,
+            runs,
+            entries: Vec::new(),
+            memory: FxHashMap::default(),
+            memory_entries_max,
+            durable,
+            covered: durable,
+        };
+        Ok((index, report))
+    }
+
+    /// How far the run files cover the log.
+    pub fn durable(&self) -> LogIndex {
+        self.durable
+    }
+
+    /// How far postings have been ingested.
+    pub fn covered(&self) -> LogIndex {
+        self.covered
+    }
+
+    /// How many run files are open.
+    pub fn run_count(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// How many entries the in-memory part holds.
+    pub fn memory_entries(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the in-memory part has reached its bound and should be flushed.
+    pub fn wants_flush(&self) -> bool {
+        self.entries.len() >= self.memory_entries_max
+    }
+
+    /// Adds the postings of applied entries, in apply order, and marks every entry up to
+    /// `applied` covered. Postings of entries already in the run files are skipped.
+    pub fn ingest(&mut self, postings: &[Posting], applied: LogIndex) {
+        for posting in postings {
+            assert!(
+                posting.log_index <= applied,
+                "posting after the applied index"
+            );
+            if posting.log_index <= self.covered {
+                continue;
+            }
+            // Cannot overflow: flushes keep the count below `memory_entries_max`, a u32.
+            let position = self.entries.len() as u32;
+            let account = self.memory.entry(posting.account).or_default();
+            if account.positions.is_empty() {
+                account.hour_starts.push(0);
+            } else {
+                assert!(
+                    account.last_timestamp <= posting.timestamp,
+                    "account {} entry at {} after {}",
+                    posting.account,
+                    posting.timestamp,
+                    account.last_timestamp
+                );
+                if account.last_timestamp.0 / HOUR_NANOS != posting.timestamp.0 / HOUR_NANOS {
+                    account.hour_starts.push(account.positions.len() as u32);
+                }
+            }
+            account.positions.push(position);
+            account.last_timestamp = posting.timestamp;
+            self.entries.push(HistoryEntry::from_posting(posting));
+        }
+        if applied > self.covered {
+            self.covered = applied;
+        }
+    }
+
+    /// Writes the in-memory part as a run file covering `durable + 1 ..= covered`, makes it
+    /// durable, maps it, and empties memory; merges the runs if there are too many. Does
+    /// nothing if everything covered is already durable.
+    pub fn flush(&mut self) -> Result<(), IndexError> {
+        if self.covered <= self.durable {
+            return Ok(());
+        }
+        fs::create_dir_all(&self.dir).map_err(|source| IndexError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let first = self.durable.next();
+        let last = self.covered;
+        let mut ids: Vec<AccountId> = self
+            .memory
+            .iter()
+            .filter(|(_, account)| !account.positions.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        let memory = &self.memory;
+        let entries = &self.entries;
+        let path = run::write(
+            &self.dir,
+            self.partition,
+            first,
+            last,
+            ids.iter()
+                .map(|id| (*id, AccountSource::Memory(entries, &memory[id].positions))),
+        )?;
+        let file = RunFile { first, last, path };
+        self.runs
+            .push(Run::open_checked(&file, self.partition, false)?);
+        // Keep the vectors of accounts active in this round for the next one (their
+        // allocations are reused instead of freed and faulted in again); forget the others.
+        self.memory.retain(|_, account| {
+            let active = !account.positions.is_empty();
+            account.positions.clear();
+            account.hour_starts.clear();
+            active
+        });
+        self.entries.clear();
+        self.durable = last;
+        while let [.., older, newer] = self.runs.as_slice() {
+            if newer.size() < older.size() && self.runs.len() <= run::RUNS_MAX {
+                break;
+            }
+            self.merge_newest(2)?;
+        }
+        Ok(())
+    }
+
+    /// Rewrites the newest `count` runs as one, then deletes their files.
+    fn merge_newest(&mut self, count: usize) -> Result<(), IndexError> {
+        assert!(count >= 2 && count <= self.runs.len(), "merge {count} runs");
+        let keep = self.runs.len() - count;
+        let first = self.runs[keep].first();
+        let last = self.runs[self.runs.len() - 1].last();
+        let mut accounts: std::collections::BTreeMap<AccountId, Vec<(&Run, Block)>> =
+            std::collections::BTreeMap::new();
+        for run in &self.runs[keep..] {
+            for (id, block) in run.blocks() {
+                accounts.entry(id).or_default().push((run, block));
+            }
+        }
+        let path = run::write(
+            &self.dir,
+            self.partition,
+            first,
+            last,
+            accounts
+                .into_iter()
+                .map(|(id, blocks)| (id, AccountSource::Runs(blocks))),
+        )?;
+        let merged = Run::open_checked(&RunFile { first, last, path }, self.partition, false)?;
+        let old: Vec<Run> = self.runs.drain(keep..).collect();
+        self.runs.push(merged);
+        for run in old {
+            let path = run.path().to_path_buf();
+            drop(run);
+            fs::remove_file(&path).map_err(|source| IndexError::Io { path, source })?;
+        }
+        Ok(())
+    }
+
+    /// The account's history as one sequence over runs and memory.
+    fn view(&self, account: AccountId) -> AccountView<'_> {
+        let mut parts = Vec::with_capacity(self.runs.len() + 1);
+        for run in &self.runs {
+            if let Some(block) = run.block(account) {
+                parts.push(Part::Disk(run, block));
+            }
+        }
+        if let Some(memory) = self
+            .memory
+            .get(&account)
+            .filter(|m| !m.positions.is_empty())
+        {
+            // The balances before the in-memory part: after the last entry on disk.
+            let base = match parts.last() {
+                Some(Part::Disk(run, block)) => {
+                    run.entry(block, block.entry_count - 1).map(|e| e.balances)
+                }
+                _ => Ok(Balances::default()),
+            };
+            parts.push(Part::Memory(&self.entries, memory, base));
+        }
+        AccountView { parts }
+    }
+
+    /// How many entries the account's history holds.
+    pub fn entry_count(&self, account: AccountId) -> u64 {
+        self.view(account).entry_count()
+    }
+
+    /// One page of the account's history (see [`HistoryQuery`]). An account without
+    /// entries, or unknown, has an empty history.
+    pub fn account_history(
+        &self,
+        account: AccountId,
+        query: &HistoryQuery,
+    ) -> Result<HistoryPage, IndexError> {
+        if query.limit == 0 || query.limit > HISTORY_PAGE_LIMIT_MAX {
+            return Err(IndexError::InvalidQuery(format!(
+                "limit {} is not in 1..={HISTORY_PAGE_LIMIT_MAX}",
+                query.limit
+            )));
+        }
+        let view = self.view(account);
+        let count = view.entry_count();
+        let lo = match query.from {
+            Some(from) => view.entries_before(from)?,
+            None => 0,
+        };
+        let hi = match query.to {
+            Some(to) => view.entries_before(to)?,
+            None => count,
+        }
+        .max(lo);
+        let limit = query.limit as u64;
+        let mut entries = Vec::with_capacity(query.limit.min((hi - lo) as usize));
+        let next = match query.direction {
+            Direction::OldestFirst => {
+                let start = query.cursor.map_or(lo, |c| c.0.clamp(lo, hi));
+                let end = start.saturating_add(limit).min(hi);
+                for i in start..end {
+                    entries.push(view.entry(i)?);
+                }
+                (end < hi).then_some(HistoryCursor(end))
+            }
+            Direction::NewestFirst => {
+                let end = query.cursor.map_or(hi, |c| c.0.clamp(lo, hi));
+                let start = end.saturating_sub(limit).max(lo);
+                for i in (start..end).rev() {
+                    entries.push(view.entry(i)?);
+                }
+                (start > lo).then_some(HistoryCursor(start))
+            }
+        };
+        Ok(HistoryPage { entries, next })
+    }
+
+    /// The account's balances after its last entry at or before `time` (zero before any).
+    pub fn balance_at(&self, account: AccountId, time: Timestamp) -> Result<Balances, IndexError> {
+        let view = self.view(account);
+        let count = match time.0.checked_add(1) {
+            Some(after) => view.entries_before(Timestamp(after))?,
+            // Every entry is at or before the end of time.
+            None => view.entry_count(),
+        };
+        view.balances_after(count)
+    }
+
+    /// Money posted in and out of the account during `[from, to)`.
+    pub fn account_flows(
+        &self,
+        account: AccountId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Flows, IndexError> {
+        if to < from {
+            return Err(IndexError::InvalidQuery(format!(
+                "window {from}..{to} ends before it starts"
+            )));
+        }
+        let view = self.view(account);
+        let start = view.posted_before(from)?;
+        let end = view.posted_before(to)?;
+        assert!(
+            end.credits_posted >= start.credits_posted,
+            "credits posted shrank"
+        );
+        assert!(
+            end.debits_posted >= start.debits_posted,
+            "debits posted shrank"
+        );
+        Ok(Flows {
+            incoming: end.credits_posted - start.credits_posted,
+            outgoing: end.debits_posted - start.debits_posted,
+        })
+    }
+
+    /// The account's closing balances for each UTC hour that starts in `[floor_hour(from),
+    /// to)`, with the money posted in and out during each whole hour; idle hours carry the
+    /// previous closing balances forward. At most [`SERIES_HOURS_MAX`] hours.
+    pub fn balance_series(
+        &self,
+        account: AccountId,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Vec<HourBalance>, IndexError> {
+        if to < from {
+            return Err(IndexError::InvalidQuery(format!(
+                "window {from}..{to} ends before it starts"
+            )));
+        }
+        let first_hour = from.0 / HOUR_NANOS;
+        let end_hour = to.0.div_ceil(HOUR_NANOS);
+        let hours = end_hour - first_hour;
+        if hours > SERIES_HOURS_MAX {
+            return Err(IndexError::InvalidQuery(format!(
+                "{hours} hours exceed the maximum of {SERIES_HOURS_MAX}"
+            )));
+        }
+        let view = self.view(account);
+        let bucket_count = view.bucket_count();
+        let mut i = view.buckets_before_hour(first_hour)?;
+        let mut closing = match i {
+            0 => Balances::default(),
+            _ => view.bucket(i - 1)?.closing,
+        };
+        let mut series = Vec::with_capacity(hours as usize);
+        for hour in first_hour..end_hour {
+            let (mut incoming, mut outgoing) = (0u128, 0u128);
+            while i < bucket_count {
+                let bucket = view.bucket(i)?;
+                if bucket.hour != hour {
+                    assert!(
+                        bucket.hour > hour,
+                        "bucket {} behind hour {hour}",
+                        bucket.hour
+                    );
+                    break;
+                }
+                incoming += bucket.incoming;
+                outgoing += bucket.outgoing;
+                closing = bucket.closing;
+                i += 1;
+            }
+            series.push(HourBalance {
+                hour_start: Timestamp(hour * HOUR_NANOS),
+                incoming,
+                outgoing,
+                closing,
+            });
+        }
+        Ok(series)
+    }
+}
+
+fn remove(file: &RunFile, report: &mut IndexOpenReport, reason: String) -> Result<(), IndexError> {
+    report
+        .removed
+        .push(format!("{}: {reason}", file.path.display()));
+    fs::remove_file(&file.path).map_err(|source| IndexError::Io {
+        path: file.path.clone(),
+        source,
+    })
+}
+
+/// Money in and money out a posting adds to its account's hour.
+pub(crate) fn flow_of(kind: PostingKind, side: Side, amount: u128) -> (u128, u128) {
+    match (kind.is_posted(), side) {
+        (false, _) => (0, 0),
+        (true, Side::Credit) => (amount, 0),
+        (true, Side::Debit) => (0, amount),
+    }
+}
+
+enum Part<'a> {
+    Disk(&'a Run, Block),
+    /// All in-memory entries, this account's part, and its balances before that part (an
+    /// error if the last disk entry would not decode, reported when a bucket needs it).
+    Memory(
+        &'a [HistoryEntry],
+        &'a MemoryAccount,
+        Result<Balances, IndexError>,
+    ),
+}
+
+impl Part<'_> {
+    fn entry_count(&self) -> u64 {
+        match self {
+            Part::Disk(_, block) => block.entry_count,
+            Part::Memory(_, account, _) => account.positions.len() as u64,
+        }
+    }
+    fn bucket_count(&self) -> u64 {
+        match self {
+            Part::Disk(_, block) => block.bucket_count,
+            Part::Memory(_, account, _) => account.hour_starts.len() as u64,
+        }
+    }
+    fn entry(&self, i: u64) -> Result<HistoryEntry, IndexError> {
+        match self {
+            Part::Disk(run, block) => run.entry(block, i),
+            Part::Memory(entries, account, _) => {
+                Ok(entries[account.positions[i as usize] as usize])
+            }
+        }
+    }
+    fn timestamp(&self, i: u64) -> Timestamp {
+        match self {
+            Part::Disk(run, block) => run.entry_timestamp(block, i),
+            Part::Memory(entries, account, _) => {
+                entries[account.positions[i as usize] as usize].timestamp
+            }
+        }
+    }
+    fn bucket(&self, i: u64) -> Result<Bucket, IndexError> {
+        match self {
+            Part::Disk(run, block) => run.bucket(block, i),
+            Part::Memory(entries, account, base) => {
+                let i = i as usize;
+                let start = account.hour_starts[i] as usize;
+                let end = account
+                    .hour_starts
+                    .get(i + 1)
+                    .map_or(account.positions.len(), |&next| next as usize);
+                let entry = |k: usize| &entries[account.positions[k] as usize];
+                let before = match start {
+                    0 => match base {
+                        Ok(balances) => *balances,
+                        Err(e) => return Err(e.duplicate()),
+                    },
+                    _ => entry(start - 1).balances,
+                };
+                let closing = entry(end - 1).balances;
+                Ok(Bucket {
+                    hour: entry(start).timestamp.0 / HOUR_NANOS,
+                    incoming: closing.credits_posted - before.credits_posted,
+                    outgoing: closing.debits_posted - before.debits_posted,
+                    closing,
+                })
+            }
+        }
+    }
+}
+
+/// One account's history across runs and memory, addressed by ordinal. Buckets of one hour
+/// split across two parts appear as two buckets with the same hour.
+struct AccountView<'a> {
+    parts: Vec<Part<'a>>,
+}
+
+impl AccountView<'_> {
+    fn entry_count(&self) -> u64 {
+        self.parts.iter().map(Part::entry_count).sum()
+    }
+
+    fn bucket_count(&self) -> u64 {
+        self.parts.iter().map(Part::bucket_count).sum()
+    }
+
+    fn entry(&self, mut i: u64) -> Result<HistoryEntry, IndexError> {
+        for part in &self.parts {
+            let count = part.entry_count();
+            if i < count {
+                return part.entry(i);
+            }
+            i -= count;
+        }
+        panic!("entry ordinal past the end of the history");
+    }
+
+    fn bucket(&self, mut i: u64) -> Result<Bucket, IndexError> {
+        for part in &self.parts {
+            let count = part.bucket_count();
+            if i < count {
+                return part.bucket(i);
+            }
+            i -= count;
+        }
+        panic!("bucket ordinal past the end of the buckets");
+    }
+
+    /// How many entries have `timestamp < time`: a binary search within the one part where
+    /// the boundary falls.
+    fn entries_before(&self, time: Timestamp) -> Result<u64, IndexError> {
+        let mut base = 0;
+        for part in &self.parts {
+            let count = part.entry_count();
+            if count > 0 && part.timestamp(count - 1) >= time {
+                let (mut lo, mut hi) = (0, count);
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if part.timestamp(mid) < time {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                return Ok(base + lo);
+            }
+            base += count;
+        }
+        Ok(base)
+    }
+
+    /// How many buckets have `hour < hour`.
+    fn buckets_before_hour(&self, hour: u64) -> Result<u64, IndexError> {
+        let mut base = 0;
+        for part in &self.parts {
+            let count = part.bucket_count();
+            if count > 0 && part.bucket(count - 1)?.hour >= hour {
+                let (mut lo, mut hi) = (0, count);
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if part.bucket(mid)?.hour < hour {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                return Ok(base + lo);
+            }
+            base += count;
+        }
+        Ok(base)
+    }
+
+    /// The balances after the first `count` entries.
+    fn balances_after(&self, count: u64) -> Result<Balances, IndexError> {
+        match count {
+            0 => Ok(Balances::default()),
+            _ => Ok(self.entry(count - 1)?.balances),
+        }
+    }
+
+    /// The balances after every entry with `timestamp < time`: from the buckets when `time`
+    /// is on an hour boundary, else from the entries.
+    fn posted_before(&self, time: Timestamp) -> Result<Balances, IndexError> {
+        #[expect(
+            clippy::manual_is_multiple_of,
+            reason = "is_multiple_of needs Rust 1.87; the workspace supports 1.85"
+        )]
+        let aligned = time.0 % HOUR_NANOS == 0;
+        if aligned {
+            let count = self.buckets_before_hour(time.0 / HOUR_NANOS)?;
+            return match count {
+                0 => Ok(Balances::default()),
+                _ => Ok(self.bucket(count - 1)?.closing),
+            };
+        }
+        let count = self.entries_before(time)?;
+        self.balances_after(count)
+    }
+}
