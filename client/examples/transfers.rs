@@ -94,11 +94,9 @@ async fn run() -> Result<()> {
         .await;
     match flows {
         Ok(f) => println!(
-            "  in  {} ({} transfers)\n  out {} ({} transfers)",
+            "  in  {}\n  out {}",
             amount(f.credits_total, f.scale),
-            f.credit_count,
-            amount(f.debits_total, f.scale),
-            f.debit_count
+            amount(f.debits_total, f.scale)
         ),
         Err(e) => println!("  account_flows is not available: {e}"),
     }

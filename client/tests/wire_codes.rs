@@ -94,6 +94,7 @@ const KIND: &[(&str, u32)] = &[
     ("Post", 2),
     ("Void", 3),
     ("Refund", 4),
+    ("Expired", 5),
 ];
 
 const HOLD: &[(&str, u32)] = &[

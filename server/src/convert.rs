@@ -129,3 +129,17 @@ pub fn transfer_out(r: &ep::TransferRecord, scale: u8) -> wt::Transfer {
         refunded: r.refunded,
     }
 }
+
+/// A history entry to the wire.
+pub fn history_entry(item: &crate::worker::HistoryItem) -> wt::HistoryEntry {
+    let entry = &item.entry;
+    wt::HistoryEntry {
+        transfer_id: wt::TransferId(entry.transfer.0),
+        timestamp: wt::Timestamp(entry.timestamp.0),
+        kind: wc::TransferKind::from_code(entry.kind as u32),
+        is_debit: entry.side == tally_engine::index::Side::Debit,
+        counterparty: wt::AccountId(item.counterparty.0),
+        amount: entry.amount,
+        balances: balances(&entry.balances),
+    }
+}

@@ -40,6 +40,7 @@ use raft::{Config, RawNode, ReadOnlyOption, StateRole};
 use slog::Logger;
 use tally_engine::checkpoint;
 use tally_engine::command::{Command, DecodeError, EntryPayload};
+use tally_engine::index::{Index, IndexError, Posting};
 use tally_engine::outcome::Outcome;
 use tally_engine::partition::Partition;
 use tally_engine::types::{LogIndex, PartitionId, Timestamp};
@@ -74,6 +75,8 @@ pub struct ReplicaConfig {
     pub checkpoint_interval_entries: u64,
     /// Checkpoints kept.
     pub checkpoints_kept: usize,
+    /// Per-account index entries kept in memory before they are written to a run file.
+    pub index_memory_entries_max: usize,
     /// Simulator fault: never fsync the log.
     #[doc(hidden)]
     pub bug_skip_fsync: bool,
@@ -99,6 +102,7 @@ impl ReplicaConfig {
             segment_size_max: tally_engine::segment::SEGMENT_SIZE_MAX_DEFAULT,
             checkpoint_interval_entries: 10_000,
             checkpoints_kept: 2,
+            index_memory_entries_max: tally_engine::index::MEMORY_ENTRIES_MAX_DEFAULT,
             bug_skip_fsync: false,
             bug_apply_before_commit: false,
             bug_skip_vote: false,
@@ -118,6 +122,9 @@ pub enum ReplicaError {
     /// A checkpoint could not be read or written.
     #[error(transparent)]
     Checkpoint(#[from] checkpoint::CheckpointError),
+    /// The per-account index could not be opened or written.
+    #[error(transparent)]
+    Index(#[from] IndexError),
     /// A committed entry does not decode: a bug or undetected corruption.
     #[error("committed entry {index} does not decode: {source}")]
     Payload {
@@ -175,6 +182,8 @@ pub struct ReadReady {
 pub struct Replica {
     node: RawNode<RaftLog>,
     partition: Partition,
+    index: Index,
+    postings: Vec<Posting>,
     config: ReplicaConfig,
     checkpoint_dir: PathBuf,
     entries_since_checkpoint: u64,
@@ -201,18 +210,29 @@ impl Replica {
             config.segment_size_max,
         )?;
         let checkpoint_dir = dir.join("checkpoints");
+        let (index, _index_report) = Index::open(
+            &dir.join("index"),
+            config.partition,
+            raft_log.log().last_index(),
+            config.index_memory_entries_max,
+        )?;
         let mut partition = Partition::new();
         for file in checkpoint::list(&checkpoint_dir)? {
-            if file.applied_index > raft_log.log().last_index() {
+            // A checkpoint beyond the log, or beyond what the index files hold, is passed
+            // over: replaying from it would skip entries the log or the index lacks.
+            if file.applied_index > raft_log.log().last_index()
+                || file.applied_index > index.durable()
+            {
                 continue;
             }
-            if let Ok(loaded) = checkpoint::read(&file.path, config.partition) {
+            if let Ok((loaded, _)) = checkpoint::read_with_index(&file.path, config.partition) {
                 if loaded.applied_index() == file.applied_index {
                     partition = loaded;
                     break;
                 }
             }
         }
+        partition.set_postings_enabled(true);
         let applied = partition.applied_index().0;
         raft_log.raise_commit(applied);
         let durable_index = raft_log.log().last_index().0;
@@ -235,6 +255,8 @@ impl Replica {
             node,
             last_stamp: partition.last_timestamp().0,
             partition,
+            index,
+            postings: Vec::new(),
             config,
             checkpoint_dir,
             entries_since_checkpoint: 0,
@@ -247,6 +269,11 @@ impl Replica {
     /// The state machine.
     pub fn partition(&self) -> &Partition {
         &self.partition
+    }
+
+    /// The per-account index (history, flows, hourly series).
+    pub fn index(&self) -> &Index {
+        &self.index
     }
 
     /// This node's id.
@@ -477,10 +504,25 @@ impl Replica {
             });
             self.entries_since_checkpoint += 1;
         }
+        self.partition.drain_postings(&mut self.postings);
+        self.index
+            .ingest(&self.postings, self.partition.applied_index());
+        self.postings.clear();
+        if self.index.wants_flush() {
+            self.index.flush()?;
+        }
         let interval = self.config.checkpoint_interval_entries;
         if interval > 0 && self.entries_since_checkpoint >= interval {
             self.entries_since_checkpoint = 0;
-            checkpoint::write(&self.checkpoint_dir, self.config.partition, &self.partition)?;
+            // The index files must cover the checkpoint, or a restart from it would leave
+            // a hole in the index.
+            self.index.flush()?;
+            checkpoint::write_with_index(
+                &self.checkpoint_dir,
+                self.config.partition,
+                &self.partition,
+                self.index.durable(),
+            )?;
             checkpoint::prune(&self.checkpoint_dir, self.config.checkpoints_kept)?;
         }
         Ok(())

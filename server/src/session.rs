@@ -126,7 +126,9 @@ enum Request {
     CreateTransfers(Vec<wt::NewTransfer>),
     LookupAccounts(Vec<wt::AccountId>),
     LookupTransfers(Vec<wt::TransferId>),
-    Unsupported(&'static str),
+    History(wt::HistoryQuery),
+    Flows(wt::FlowsQuery),
+    Series(wt::SeriesQuery),
 }
 
 fn parse(frame: &Frame) -> Result<Request, tally_client::wire::FrameError> {
@@ -159,16 +161,13 @@ fn parse(frame: &Frame) -> Result<Request, tally_client::wire::FrameError> {
             Request::LookupTransfers(frame.decode_body::<LookupTransfersRequest>()?.to_ids()?)
         }
         Operation::AccountHistory => {
-            frame.decode_body::<AccountHistoryRequest>()?.to_query()?;
-            Request::Unsupported("account_history")
+            Request::History(frame.decode_body::<AccountHistoryRequest>()?.to_query()?)
         }
         Operation::AccountFlows => {
-            frame.decode_body::<AccountFlowsRequest>()?.to_query()?;
-            Request::Unsupported("account_flows")
+            Request::Flows(frame.decode_body::<AccountFlowsRequest>()?.to_query()?)
         }
         Operation::BalanceSeries => {
-            frame.decode_body::<BalanceSeriesRequest>()?.to_query()?;
-            Request::Unsupported("balance_series")
+            Request::Series(frame.decode_body::<BalanceSeriesRequest>()?.to_query()?)
         }
         other => {
             return Err(tally_client::wire::FrameError::WrongOperation {
@@ -262,10 +261,19 @@ async fn handle(node: &Node, request_id: u64, request: Request) -> BytesMut {
         Request::LookupTransfers(ids) => lookup_transfers(node, ids)
             .await
             .map(|r| encode_body(request_id, &LookupTransfersResponse::new(&r), &mut out)),
-        Request::Unsupported(what) => Err(Failure::new(
-            ErrorCode::Internal,
-            format!("{what} is not implemented by this server yet"),
-        )),
+        Request::History(query) => account_history(node, query)
+            .await
+            .map(|page| encode_body(request_id, &AccountHistoryResponse::from(&page), &mut out)),
+        Request::Flows(query) => account_flows(node, query)
+            .await
+            .map(|flows| encode_body(request_id, &AccountFlowsResponse::from(&flows), &mut out)),
+        Request::Series(query) => balance_series(node, query).await.map(|(scale, points)| {
+            encode_body(
+                request_id,
+                &BalanceSeriesResponse::new(scale, &points),
+                &mut out,
+            )
+        }),
     };
     match result {
         Ok(Ok(())) => {}
@@ -585,6 +593,116 @@ async fn lookup_transfers(
         .filter_map(|id| found.get(id))
         .map(|(record, scale)| convert::transfer_out(record, *scale))
         .collect())
+}
+
+/// Reads from the partition that owns `account`.
+async fn read_account(node: &Node, account: u128, query: Query) -> Result<Answer, Failure> {
+    let partition = partition_of(account, node.partition_count());
+    node.partitions[partition as usize]
+        .read(query)
+        .await
+        .map_err(|error| Failure::from_partition(node, error))
+}
+
+fn index_failure(error: tally_engine::index::IndexError) -> Failure {
+    match error {
+        tally_engine::index::IndexError::InvalidQuery(message) => {
+            Failure::new(ErrorCode::Malformed, message)
+        }
+        other => Failure::new(ErrorCode::Internal, other.to_string()),
+    }
+}
+
+fn unexpected() -> Failure {
+    Failure::new(ErrorCode::Internal, "unexpected answer")
+}
+
+async fn account_history(node: &Node, query: wt::HistoryQuery) -> Result<wt::HistoryPage, Failure> {
+    use tally_engine::index::{Direction, HistoryCursor, HistoryQuery};
+    // Wire cursors are engine cursors plus one, so that zero can mean "the first page".
+    let cursor = match query.cursor {
+        0 => None,
+        c => Some(HistoryCursor::from_bytes((c - 1).to_le_bytes())),
+    };
+    let history = HistoryQuery {
+        cursor,
+        limit: query.limit as usize,
+        direction: match query.direction {
+            tally_client::wire::codes::Direction::Backward => Direction::NewestFirst,
+            _ => Direction::OldestFirst,
+        },
+        from: query.time_min.map(|t| tally_engine::types::Timestamp(t.0)),
+        to: query.time_max.map(|t| tally_engine::types::Timestamp(t.0)),
+    };
+    let answer = read_account(
+        node,
+        query.account.0,
+        Query::History(AccountId(query.account.0), history),
+    )
+    .await?;
+    let Answer::History(result) = answer else {
+        return Err(unexpected());
+    };
+    let (items, next, scale) = result.map_err(index_failure)?;
+    Ok(wt::HistoryPage {
+        scale,
+        entries: items.iter().map(convert::history_entry).collect(),
+        next_cursor: next.map(|c| u64::from_le_bytes(c.to_bytes()).saturating_add(1)),
+    })
+}
+
+async fn account_flows(node: &Node, query: wt::FlowsQuery) -> Result<wt::Flows, Failure> {
+    let (from, to) = (
+        tally_engine::types::Timestamp(query.time_min.0),
+        tally_engine::types::Timestamp(query.time_max.0),
+    );
+    let answer = read_account(
+        node,
+        query.account.0,
+        Query::Flows(AccountId(query.account.0), from, to),
+    )
+    .await?;
+    let Answer::Flows(result) = answer else {
+        return Err(unexpected());
+    };
+    let (flows, scale) = result.map_err(index_failure)?;
+    Ok(wt::Flows {
+        scale,
+        debits_total: flows.outgoing,
+        credits_total: flows.incoming,
+        debit_count: 0,
+        credit_count: 0,
+    })
+}
+
+async fn balance_series(
+    node: &Node,
+    query: wt::SeriesQuery,
+) -> Result<(u8, Vec<wt::BalancePoint>), Failure> {
+    let (from, to) = (
+        tally_engine::types::Timestamp(query.time_min.0),
+        tally_engine::types::Timestamp(query.time_max.0),
+    );
+    let answer = read_account(
+        node,
+        query.account.0,
+        Query::Series(AccountId(query.account.0), from, to),
+    )
+    .await?;
+    let Answer::Series(result) = answer else {
+        return Err(unexpected());
+    };
+    let (hours, scale) = result.map_err(index_failure)?;
+    Ok((
+        scale,
+        hours
+            .iter()
+            .map(|h| wt::BalancePoint {
+                time_start: wt::Timestamp(h.hour_start.0),
+                balances: convert::balances(&h.closing),
+            })
+            .collect(),
+    ))
 }
 
 #[cfg(test)]

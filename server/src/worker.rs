@@ -24,6 +24,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use raft::eraftpb::Message;
 use tally_engine::command::Command;
+use tally_engine::index::{
+    Flows, HistoryCursor, HistoryEntry, HistoryQuery, HourBalance, Index, IndexError,
+};
 use tally_engine::outcome::Outcome;
 use tally_engine::partition::{Account, Partition, TransferRecord};
 use tally_engine::types::{AccountId, Timestamp, TransferId};
@@ -69,19 +72,82 @@ pub enum Query {
     Accounts(Vec<AccountId>),
     /// Transfers by id.
     Transfers(Vec<TransferId>),
+    /// One page of an account's history.
+    History(AccountId, HistoryQuery),
+    /// An account's incoming and outgoing posted totals over `[from, to)`.
+    Flows(AccountId, Timestamp, Timestamp),
+    /// An account's closing balance per hour over `[from, to)`.
+    Series(AccountId, Timestamp, Timestamp),
+}
+
+/// One history entry with the other account of its transfer (zero if unknown).
+#[derive(Clone, Debug)]
+pub struct HistoryItem {
+    /// The entry.
+    pub entry: HistoryEntry,
+    /// The other account of the transfer.
+    pub counterparty: AccountId,
 }
 
 /// The answer to a [`Query`], in the order asked.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum Answer {
     /// Accounts (None: not found), with their ledger's scale.
     Accounts(Vec<Option<(Account, u8)>>),
     /// Transfers (None: not found), with their ledger's scale.
     Transfers(Vec<Option<(TransferRecord, u8)>>),
+    /// A history page (entries, next cursor) and the account's scale.
+    History(Result<(Vec<HistoryItem>, Option<HistoryCursor>, u8), IndexError>),
+    /// Flows and the account's scale.
+    Flows(Result<(Flows, u8), IndexError>),
+    /// Hourly balances and the account's scale.
+    Series(Result<(Vec<HourBalance>, u8), IndexError>),
 }
 
-fn answer(partition: &Partition, query: &Query) -> Answer {
+fn scale_of(partition: &Partition, account: AccountId) -> u8 {
+    partition
+        .account(account)
+        .and_then(|a| partition.ledger(a.ledger))
+        .map_or(0, |l| l.scale)
+}
+
+fn answer(partition: &Partition, index: &Index, query: &Query) -> Answer {
     match query {
+        Query::History(account, history) => {
+            Answer::History(index.account_history(*account, history).map(|page| {
+                let items = page
+                    .entries
+                    .into_iter()
+                    .map(|entry| {
+                        let counterparty =
+                            partition
+                                .transfer(entry.transfer)
+                                .map_or(AccountId(0), |t| {
+                                    if t.debit_account == *account {
+                                        t.credit_account
+                                    } else {
+                                        t.debit_account
+                                    }
+                                });
+                        HistoryItem {
+                            entry,
+                            counterparty,
+                        }
+                    })
+                    .collect();
+                (items, page.next, scale_of(partition, *account))
+            }))
+        }
+        Query::Flows(account, from, to) => Answer::Flows(
+            index
+                .account_flows(*account, *from, *to)
+                .map(|flows| (flows, scale_of(partition, *account))),
+        ),
+        Query::Series(account, from, to) => Answer::Series(
+            index
+                .balance_series(*account, *from, *to)
+                .map(|series| (series, scale_of(partition, *account))),
+        ),
         Query::Accounts(ids) => Answer::Accounts(
             ids.iter()
                 .map(|id| {
@@ -371,7 +437,7 @@ pub fn run(
                     return true;
                 }
                 if let Some((query, _, reply)) = reads.remove(&id) {
-                    let _ = reply.send(Ok(answer(replica.partition(), &query)));
+                    let _ = reply.send(Ok(answer(replica.partition(), replica.index(), &query)));
                 }
                 false
             });

@@ -224,6 +224,8 @@ code_enum!(
         Void = 3,
         /// Refunded (part of) a posted transfer.
         Refund = 4,
+        /// In an account's history only: a hold that expired and released its amount.
+        Expired = 5,
     }
 );
 
