@@ -510,20 +510,30 @@ impl Core {
         let mut refusal: Option<ServerError> = None;
         let mut last = String::from("no attempt made");
         let mut pause = Duration::ZERO;
+        let mut redirects = 0u32;
         for attempt in 1..=attempts {
             if !pause.is_zero() {
                 tokio::time::sleep(pause).await;
             }
             pause = backoff(self.options.retry_backoff, attempt);
-            let connection = match self.router.connection().await {
-                Ok(connection) => connection,
-                Err(e) => {
+            // Every step of an attempt is bounded, so no attempt can hang.
+            let timeout = self.options.request_timeout;
+            let connection = match tokio::time::timeout(timeout, self.router.connection()).await {
+                Ok(Ok(connection)) => connection,
+                Ok(Err(e)) => {
                     last = format!("connect: {e}");
+                    continue;
+                }
+                Err(_) => {
+                    last = format!("no connection within {timeout:?}");
                     continue;
                 }
             };
             let progress = connection.frames_received();
-            let sent = match connection.send(request, written.take()).await {
+            let queued = tokio::time::timeout(timeout, connection.send(request, written.take()))
+                .await
+                .unwrap_or_else(|_| Err(format!("could not queue the request within {timeout:?}")));
+            let sent = match queued {
                 Ok(sent) => sent,
                 Err(e) => {
                     // Not queued, so not sent: this attempt cannot have been applied.
@@ -599,7 +609,10 @@ impl Core {
             );
             match error.code {
                 ErrorCode::NotLeader => {
-                    if error.leader_hint.is_some() {
+                    // Follow a hint at once the first time; while leadership is moving, two
+                    // nodes can point at each other, so later redirects back off.
+                    redirects += 1;
+                    if error.leader_hint.is_some() && redirects == 1 {
                         pause = Duration::ZERO;
                     }
                     self.router

@@ -135,10 +135,13 @@ impl Router {
                     remember(&mut state, address);
                     state.preferred = Some(address.clone());
                 }
-                None => {
-                    state.preferred = None;
-                    state.demoted = Some(connection.address().to_owned());
-                }
+                None => state.preferred = None,
+            }
+            // The refusing node goes last either way: right after a leader dies, its
+            // followers keep naming the dead leader until an election ends, and the hint
+            // alone would send us back and forth between the dead node and this one.
+            if hint.as_deref() != Some(connection.address()) {
+                state.demoted = Some(connection.address().to_owned());
             }
         }
         self.reset(connection, "the node is not the leader");

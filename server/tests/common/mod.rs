@@ -20,11 +20,26 @@ pub struct Server {
 impl Server {
     /// Starts `tally start` with `args` and waits for the line that gives its address.
     pub fn start(args: &[&str]) -> Server {
+        // Logs go to a file named by TALLY_TEST_LOGS (a directory), else nowhere.
+        let stderr = match std::env::var_os("TALLY_TEST_LOGS") {
+            Some(dir) => {
+                let path = Path::new(&dir).join(format!(
+                    "tally-{}-{}.log",
+                    std::process::id(),
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_nanos())
+                        .unwrap_or(0)
+                ));
+                Stdio::from(std::fs::File::create(path).expect("log file"))
+            }
+            None => Stdio::null(),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
             .arg("start")
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("spawn tally");
         let stdout = child.stdout.take().expect("stdout");
