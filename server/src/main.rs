@@ -1,10 +1,12 @@
 //! The `tally` binary.
 //!
-//! Today it drives the engine directly: `tally demo` runs the game-backend use cases against a
-//! durable single-partition store in a data directory. The network server (`tally start`),
-//! replication and operator commands arrive with their issues; until then they do not exist
-//! here rather than pretend.
+//! - `tally start`: run a node (single node by default, or one of a cluster with `--peers`).
+//! - `tally demo`: the game-backend use cases against a durable single-partition store in a
+//!   data directory, driving the engine directly.
+//! - Operator commands over the client protocol (`ledger`, `account`, `transfer`, `history`,
+//!   `flows`, `series`) and the load generator `tally bench`: see [`cli`].
 
+mod cli;
 mod demo;
 
 use std::collections::BTreeMap;
@@ -57,12 +59,15 @@ enum Command {
         #[arg(long, default_value = "tally-data")]
         data: PathBuf,
     },
+    #[command(flatten)]
+    Operator(cli::Command),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { data } => demo::run(&data),
+        Command::Operator(command) => cli::run(command),
         Command::Start {
             config,
             address,

@@ -1,0 +1,301 @@
+//! The operator commands and `tally bench`, run as an operator runs them.
+//!
+//! Each test starts a real node (`tally start` on a free port, data in a temporary
+//! directory), then runs the `tally` binary itself through `std::process::Command` and checks
+//! its stdout, stderr and exit code: a ledger, accounts and transfers created and shown in
+//! text and in JSON; rejections and bad flags exit non-zero with a message; `tally bench`
+//! against the node and against a node of its own ends with one JSON line carrying the
+//! required fields, every transfer sent and none failed.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::Server;
+
+fn tally(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(args)
+        .output()
+        .expect("run tally")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Runs `tally` with `args` plus `--address`, and requires success.
+fn ok(address: &str, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend(["--address", address]);
+    let output = tally(&all);
+    assert!(
+        output.status.success(),
+        "tally {all:?} failed: {}\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    stdout(&output)
+}
+
+/// Runs `tally` with `args` plus `--address`, and requires failure; returns stderr.
+fn fails(address: &str, args: &[&str]) -> String {
+    let mut all = args.to_vec();
+    all.extend(["--address", address]);
+    let output = tally(&all);
+    assert!(
+        !output.status.success(),
+        "tally {all:?} succeeded: {}",
+        stdout(&output)
+    );
+    stderr(&output)
+}
+
+fn last_json_line(text: &str) -> serde_json::Value {
+    let line = text.lines().last().expect("a line of output");
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?} is not JSON: {e}"))
+}
+
+#[test]
+fn operator_commands_create_and_show() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::single(dir.path());
+    let address = server.address.to_string();
+    let address = address.as_str();
+
+    let out = ok(address, &["ledger", "create", "--id", "1", "--scale", "2"]);
+    assert_eq!(out.trim(), "ledger 1 (scale 2, code 1): Ok");
+    // The same ledger again is a retry: Exists, success. Other fields: a failure.
+    assert!(ok(address, &["ledger", "create", "--id", "1", "--scale", "2"]).contains("Exists"));
+    let err = fails(address, &["ledger", "create", "--id", "1", "--scale", "3"]);
+    assert!(err.contains("ExistsWithDifferentFields"), "{err}");
+
+    ok(
+        address,
+        &["account", "create", "--id", "1", "--ledger", "1"],
+    );
+    let out = ok(
+        address,
+        &[
+            "account",
+            "create",
+            "--id",
+            "2",
+            "--ledger",
+            "1",
+            "--no-overdraft",
+            "--json",
+        ],
+    );
+    let created = last_json_line(&out);
+    assert_eq!(created["account"], "2");
+    assert_eq!(created["result"], "Ok");
+    let out = ok(
+        address,
+        &["account", "create", "--id", "new", "--ledger", "1"],
+    );
+    let new_id: u128 = out
+        .split_whitespace()
+        .nth(1)
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("no id in {out:?}"));
+    assert_ne!(new_id, 0);
+
+    let out = ok(
+        address,
+        &[
+            "transfer", "--id", "10", "--from", "1", "--to", "2", "--amount", "10.50", "--ledger",
+            "1",
+        ],
+    );
+    assert!(out.starts_with("transfer 10: Ok"), "{out}");
+    assert!(out.contains("balance -10.50"), "{out}");
+    assert!(out.contains("balance 10.50"), "{out}");
+
+    // Account 2 may not overdraw: a rejection is printed and exits non-zero.
+    let err = fails(
+        address,
+        &[
+            "transfer", "--id", "11", "--from", "2", "--to", "1", "--amount", "100", "--ledger",
+            "1",
+        ],
+    );
+    assert!(err.contains("ExceedsCredits"), "{err}");
+
+    // A hold, then a partial post of it.
+    let out = ok(
+        address,
+        &[
+            "transfer",
+            "--id",
+            "12",
+            "--from",
+            "2",
+            "--to",
+            "1",
+            "--amount",
+            "3",
+            "--ledger",
+            "1",
+            "--pending",
+            "--timeout-s",
+            "600",
+            "--json",
+        ],
+    );
+    let hold = last_json_line(&out);
+    assert_eq!(hold["result"], "Ok");
+    assert_eq!(hold["kind"], "Pending");
+    assert_eq!(hold["from_balances"]["debits_pending"], "3.00");
+    let out = ok(
+        address,
+        &["transfer", "--id", "13", "--post", "12", "--amount", "2"],
+    );
+    assert!(out.starts_with("transfer 13: Ok (Post 2.00)"), "{out}");
+
+    let out = ok(address, &["account", "show", "1", "2"]);
+    assert!(out.contains("account 1\n"), "{out}");
+    assert!(out.contains("balance -8.50"), "{out}");
+    assert!(out.contains("flags no_overdraft"), "{out}");
+    let out = ok(address, &["account", "show", "2", "--json"]);
+    let shown = last_json_line(&out);
+    assert_eq!(shown["balances"]["balance"], "8.50");
+    assert_eq!(shown["balances"]["debits_posted"], "2.00");
+    assert_eq!(shown["scale"], 2);
+    let err = fails(address, &["account", "show", "1", "404"]);
+    assert!(err.contains("not found: 404"), "{err}");
+
+    let out = ok(address, &["transfer", "show", "12", "--json"]);
+    let shown = last_json_line(&out);
+    assert_eq!(shown["hold"], "Posted");
+    assert_eq!(shown["amount"], "3.00");
+
+    // Bad flags: clap refuses them before anything is sent, with a message.
+    for bad in [
+        &[
+            "transfer", "--id", "14", "--from", "1", "--to", "2", "--amount", "x", "--ledger", "1",
+        ][..],
+        &["account", "create", "--id", "0", "--ledger", "1"][..],
+        &[
+            "account", "create", "--id", "3", "--ledger", "1", "--limit", "5",
+        ][..],
+        &["transfer", "--from", "1", "--to", "2", "--amount", "1"][..],
+        &["bench", "--batch-size", "9000"][..],
+        &["bench", "--accounts", "0"][..],
+        &["bench", "--distribution", "pareto"][..],
+        &["bench", "--zipf-s", "-1"][..],
+    ] {
+        let err = fails(address, bad);
+        assert!(err.contains("error:"), "{bad:?}: {err}");
+    }
+    let err = fails(address, &["bench", "--batch-size", "9000"]);
+    assert!(err.contains("1..=8190"), "{err}");
+
+    // An unreachable cluster is a clear error, not a hang.
+    let err = fails("127.0.0.1:1", &["account", "show", "1"]);
+    assert!(err.contains("cannot connect"), "{err}");
+}
+
+fn check_bench_report(report: &serde_json::Value) {
+    for key in [
+        "transfers",
+        "seconds",
+        "transfers_per_second",
+        "p50_ms",
+        "p99_ms",
+        "p999_ms",
+        "max_ms",
+        "errors",
+        "batch_size",
+        "clients",
+        "distribution",
+        "accounts",
+    ] {
+        assert!(report.get(key).is_some(), "{key} missing from {report}");
+    }
+    assert_eq!(report["transfers"], 20_000, "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    assert_eq!(report["batch_size"], 1_000);
+    assert!(report["transfers_per_second"].as_f64().unwrap_or(0.0) > 0.0);
+    let p50 = report["p50_ms"].as_f64().expect("p50");
+    let max = report["max_ms"].as_f64().expect("max");
+    assert!(p50 > 0.0 && p50 <= max, "{report}");
+}
+
+const BENCH: [&str; 8] = [
+    "bench",
+    "--transfers",
+    "20000",
+    "--accounts",
+    "1000",
+    "--batch-size",
+    "1000",
+    "--json",
+];
+
+#[test]
+fn bench_against_a_node_reports_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::single(dir.path());
+    let address = server.address.to_string();
+    let out = ok(&address, &BENCH);
+    check_bench_report(&last_json_line(&out));
+    // Twice on the same node: the accounts exist, the transfer ids are new.
+    let out = ok(
+        &address,
+        &[&BENCH[..], &["--distribution", "hot", "--clients", "2"]].concat(),
+    );
+    let report = last_json_line(&out);
+    check_bench_report(&report);
+    assert_eq!(report["distribution"], "hot");
+    assert_eq!(report["clients"], 2);
+}
+
+#[test]
+fn bench_starts_its_own_node() {
+    let output = tally(&[&BENCH[..], &["--distribution", "zipfian"]].concat());
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let out = stdout(&output);
+    // --json: the report is the only line on stdout.
+    assert_eq!(out.lines().count(), 1, "{out}");
+    check_bench_report(&last_json_line(&out));
+    assert!(stderr(&output).contains("started a local node"));
+}
+
+#[test]
+fn bench_open_loop_holds_the_rate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::single(dir.path());
+    let address = server.address.to_string();
+    let out = ok(
+        &address,
+        &[
+            "bench",
+            "--transfers",
+            "2000",
+            "--accounts",
+            "100",
+            "--batch-size",
+            "10",
+            "--rate",
+            "2000",
+            "--json",
+        ],
+    );
+    let report = last_json_line(&out);
+    assert_eq!(report["mode"], "open");
+    assert_eq!(report["transfers"], 2_000);
+    assert_eq!(report["errors"], 0);
+    // 200 batches scheduled over one second: the run cannot be much shorter.
+    let seconds = report["seconds"].as_f64().expect("seconds");
+    assert!(seconds > 0.9, "{report}");
+}
