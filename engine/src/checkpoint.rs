@@ -25,7 +25,9 @@ use thiserror::Error;
 
 use crate::command::AccountFlags;
 use crate::outcome::{Balances, TransferOutcome, TransferResult};
-use crate::partition::{Account, HoldStatus, Ledger, Partition, TransferKind, TransferRecord};
+use crate::partition::{
+    Account, HoldStatus, Ledger, Partition, Snapshot, TransferKind, TransferRecord,
+};
 use crate::types::{AccountId, LedgerId, LogIndex, PartitionId, Timestamp, TransferId};
 
 /// The first 8 bytes of every checkpoint.
@@ -75,6 +77,25 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> CheckpointError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Whether a new checkpoint is due: at least `interval_entries` entries since the last one
+/// (0: never automatically), and the transfer table grown by at least a quarter since then.
+///
+/// A checkpoint writes the whole state, so its cost grows with the state; replay after a
+/// crash costs the entries since the last checkpoint. Waiting for a quarter of growth keeps
+/// checkpoint writes within about four times the state's own growth, keeps replay within a
+/// quarter of the state, and makes the apply pauses of synchronous checkpoints geometrically
+/// rarer as the state grows.
+pub fn is_due(
+    entries_since: u64,
+    interval_entries: u64,
+    transfers_now: usize,
+    transfers_at_last: usize,
+) -> bool {
+    interval_entries > 0
+        && entries_since >= interval_entries
+        && transfers_now.saturating_sub(transfers_at_last) >= transfers_now / 4
 }
 
 /// A checkpoint file found in a directory.
@@ -132,6 +153,17 @@ pub fn write_with_index(
     dir: &Path,
     partition_id: PartitionId,
     partition: &Partition,
+    index_durable: LogIndex,
+) -> Result<PathBuf, CheckpointError> {
+    write_snapshot(dir, partition_id, &partition.snapshot(), index_durable)
+}
+
+/// Writes a checkpoint of a [`Snapshot`] (see [`write_with_index`]). The snapshot may be
+/// written on another thread while the partition goes on applying.
+pub fn write_snapshot(
+    dir: &Path,
+    partition_id: PartitionId,
+    partition: &Snapshot,
     index_durable: LogIndex,
 ) -> Result<PathBuf, CheckpointError> {
     if !dir.exists() {
@@ -201,7 +233,7 @@ pub fn read_with_index(
     })
 }
 
-fn encode_header(partition_id: PartitionId, partition: &Partition, body: &[u8]) -> Vec<u8> {
+fn encode_header(partition_id: PartitionId, partition: &Snapshot, body: &[u8]) -> Vec<u8> {
     let mut h = Vec::with_capacity(CHECKPOINT_HEADER_SIZE);
     h.extend_from_slice(&CHECKPOINT_MAGIC);
     h.extend_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
@@ -218,7 +250,7 @@ fn encode_header(partition_id: PartitionId, partition: &Partition, body: &[u8]) 
     h
 }
 
-fn encode_body(p: &Partition) -> Vec<u8> {
+fn encode_body(p: &Snapshot) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + p.account_count() * 80 + p.transfer_count() * 120);
     let ledgers: Vec<&Ledger> = p.ledgers().collect();
     out.extend_from_slice(&(ledgers.len() as u64).to_le_bytes());
@@ -228,10 +260,8 @@ fn encode_body(p: &Partition) -> Vec<u8> {
         out.extend_from_slice(&ledger.code.to_le_bytes());
     }
     out.extend_from_slice(&(p.account_count() as u64).to_le_bytes());
-    // Sorted, so that replicas with equal state write equal bytes.
-    let mut accounts: Vec<&Account> = p.accounts().collect();
-    accounts.sort_unstable_by_key(|a| a.id);
-    for a in accounts {
+    // Sorted (by the snapshot), so that replicas with equal state write equal bytes.
+    for a in p.accounts() {
         out.extend_from_slice(&a.id.0.to_le_bytes());
         out.extend_from_slice(&a.ledger.0.to_le_bytes());
         out.extend_from_slice(&a.code.to_le_bytes());

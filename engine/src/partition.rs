@@ -47,6 +47,7 @@
 //! in memory here; the per-account index lives in [`crate::index`].
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use rust_decimal::Decimal;
 use rustc_hash::FxHashMap;
@@ -175,10 +176,12 @@ impl TransferRecord {
     }
 }
 
-/// Transfer records in chunks that never move once allocated.
-#[derive(Default)]
+/// Transfer records in chunks that never move once allocated. Chunks are shared
+/// copy-on-write (`Arc`), so a [`Snapshot`] costs a vector of pointers, and a record changed
+/// while a snapshot is being written copies only its chunk.
+#[derive(Clone, Default)]
 struct Records {
-    chunks: Vec<Vec<TransferRecord>>,
+    chunks: Vec<Arc<Vec<TransferRecord>>>,
     len: u64,
 }
 
@@ -195,16 +198,17 @@ impl Records {
             .last()
             .is_none_or(|chunk| chunk.len() == Self::CHUNK_LEN)
         {
-            self.chunks.push(Vec::with_capacity(Self::CHUNK_LEN));
+            self.chunks
+                .push(Arc::new(Vec::with_capacity(Self::CHUNK_LEN)));
         }
         let chunk = self.chunks.last_mut().expect("a chunk with room");
-        chunk.push(record);
+        Arc::make_mut(chunk).push(record);
         self.len += 1;
         self.len - 1
     }
 
     fn pop(&mut self) -> Option<TransferRecord> {
-        let chunk = self.chunks.last_mut()?;
+        let chunk = Arc::make_mut(self.chunks.last_mut()?);
         let record = chunk.pop()?;
         if chunk.is_empty() {
             self.chunks.pop();
@@ -220,11 +224,58 @@ impl Records {
 
     fn get_mut(&mut self, slot: u64) -> &mut TransferRecord {
         let chunk = (slot / Self::CHUNK_LEN as u64) as usize;
-        &mut self.chunks[chunk][(slot % Self::CHUNK_LEN as u64) as usize]
+        &mut Arc::make_mut(&mut self.chunks[chunk])[(slot % Self::CHUNK_LEN as u64) as usize]
     }
 
     fn iter(&self) -> impl Iterator<Item = &TransferRecord> {
-        self.chunks.iter().flatten()
+        self.chunks.iter().flat_map(|chunk| chunk.iter())
+    }
+}
+
+/// A frozen copy of a partition's state, for writing a checkpoint while apply goes on.
+/// Taking one copies the ledgers and accounts and shares the transfer records
+/// (copy-on-write); the id map is not needed (a checkpoint rebuilds it when loaded).
+pub struct Snapshot {
+    applied_index: LogIndex,
+    last_timestamp: Timestamp,
+    digest: u128,
+    ledgers: Vec<Ledger>,
+    accounts: Vec<Account>,
+    records: Records,
+}
+
+impl Snapshot {
+    /// The index of the last entry the snapshot includes.
+    pub fn applied_index(&self) -> LogIndex {
+        self.applied_index
+    }
+    /// The partition's clock at the snapshot.
+    pub fn last_timestamp(&self) -> Timestamp {
+        self.last_timestamp
+    }
+    /// The state digest at the snapshot.
+    pub fn digest(&self) -> u128 {
+        self.digest
+    }
+    /// Every ledger, by id.
+    pub fn ledgers(&self) -> impl Iterator<Item = &Ledger> {
+        self.ledgers.iter()
+    }
+    /// Every account, sorted by id.
+    pub fn accounts(&self) -> impl Iterator<Item = &Account> {
+        self.accounts.iter()
+    }
+    /// How many accounts.
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
+    }
+    /// Every recorded transfer, in the order they were decided.
+    pub fn transfers(&self) -> impl Iterator<Item = (TransferId, &TransferRecord)> {
+        self.records.iter().map(|record| (record.id, record))
+    }
+    /// How many transfers.
+    pub fn transfer_count(&self) -> usize {
+        self.records.len() as usize
     }
 }
 
@@ -418,6 +469,22 @@ impl Partition {
     /// The state digest: equal on two replicas that applied the same entries.
     pub fn digest(&self) -> u128 {
         self.digest
+    }
+
+    /// A frozen copy of the state for a checkpoint (see [`Snapshot`]); cheap in the number of
+    /// transfers, linear in the number of accounts.
+    pub fn snapshot(&self) -> Snapshot {
+        assert!(self.undo.is_none(), "snapshot inside a linked chain");
+        let mut accounts: Vec<Account> = self.accounts.values().copied().collect();
+        accounts.sort_unstable_by_key(|a| a.id);
+        Snapshot {
+            applied_index: self.applied_index,
+            last_timestamp: self.last_timestamp,
+            digest: self.digest,
+            ledgers: self.ledgers.values().copied().collect(),
+            accounts,
+            records: self.records.clone(),
+        }
     }
 
     /// A ledger by id.

@@ -147,6 +147,8 @@ pub struct Store {
     log: Log,
     partition: Partition,
     entries_since_checkpoint: u64,
+    /// The transfer count at the last checkpoint (see `checkpoint::is_due`).
+    transfers_at_checkpoint: usize,
     poisoned: bool,
     checkpoint_error: Option<String>,
     scratch: Vec<Entry>,
@@ -221,12 +223,14 @@ impl Store {
                 Err(e) => return Err(e.into()),
             }
         }
+        let loaded_transfers = partition.as_ref().map_or(0, Partition::transfer_count);
         let mut store = Store {
             dir: dir.to_path_buf(),
             config,
             log,
             partition: partition.unwrap_or_default(),
             entries_since_checkpoint: 0,
+            transfers_at_checkpoint: 0,
             poisoned: false,
             checkpoint_error: None,
             scratch: Vec::new(),
@@ -236,6 +240,8 @@ impl Store {
         store.partition.set_postings_enabled(true);
         report.entries_replayed = store.replay()?;
         store.entries_since_checkpoint = report.entries_replayed;
+        // What the loaded checkpoint held: replayed entries count as growth since it.
+        store.transfers_at_checkpoint = loaded_transfers;
         Ok((store, report))
     }
 
@@ -319,7 +325,13 @@ impl Store {
         }
         self.entries_since_checkpoint += payloads.len() as u64;
         let interval = self.config.checkpoint_interval_entries;
-        if interval > 0 && self.entries_since_checkpoint >= interval {
+        let transfers = self.partition.transfer_count();
+        if checkpoint::is_due(
+            self.entries_since_checkpoint,
+            interval,
+            transfers,
+            self.transfers_at_checkpoint,
+        ) {
             // The entries are durable and applied whatever happens here: a failed checkpoint
             // only costs replay time at the next restart, so it must not turn this
             // acknowledged submit into an error. It is kept for the operator and retried at
@@ -347,6 +359,7 @@ impl Store {
         )?;
         checkpoint::prune(&dir, self.config.checkpoints_kept)?;
         self.entries_since_checkpoint = 0;
+        self.transfers_at_checkpoint = self.partition.transfer_count();
         Ok(path)
     }
 

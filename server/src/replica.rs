@@ -77,6 +77,9 @@ pub struct ReplicaConfig {
     pub checkpoints_kept: usize,
     /// Per-account index entries kept in memory before they are written to a run file.
     pub index_memory_entries_max: usize,
+    /// Write checkpoints on a background thread (the server) rather than on the applying
+    /// thread (the simulator, which must stay deterministic).
+    pub background_checkpoints: bool,
     /// Simulator fault: never fsync the log.
     #[doc(hidden)]
     pub bug_skip_fsync: bool,
@@ -103,6 +106,7 @@ impl ReplicaConfig {
             checkpoint_interval_entries: 10_000,
             checkpoints_kept: 2,
             index_memory_entries_max: tally_engine::index::MEMORY_ENTRIES_MAX_DEFAULT,
+            background_checkpoints: false,
             bug_skip_fsync: false,
             bug_apply_before_commit: false,
             bug_skip_vote: false,
@@ -187,6 +191,9 @@ pub struct Replica {
     config: ReplicaConfig,
     checkpoint_dir: PathBuf,
     entries_since_checkpoint: u64,
+    transfers_at_checkpoint: usize,
+    /// The checkpoint being written in the background, if any.
+    checkpointing: Option<std::thread::JoinHandle<Result<(), checkpoint::CheckpointError>>>,
     last_stamp: u64,
     idle_ticks: u64,
     /// The last index known durable (what survives a crash).
@@ -253,6 +260,7 @@ impl Replica {
         let node = RawNode::new(&raft_config, raft_log, &discard_logger())?;
         Ok(Replica {
             node,
+            transfers_at_checkpoint: partition.transfer_count(),
             last_stamp: partition.last_timestamp().0,
             partition,
             index,
@@ -260,6 +268,7 @@ impl Replica {
             config,
             checkpoint_dir,
             entries_since_checkpoint: 0,
+            checkpointing: None,
             idle_ticks: 0,
             durable_index,
             applied_early: 0,
@@ -452,6 +461,55 @@ impl Replica {
         Ok(())
     }
 
+    /// Writes a checkpoint of the current state on a background thread: a snapshot is taken
+    /// here (accounts copied, transfer records shared copy-on-write), then encoded, written
+    /// and fsynced off the applying thread, so apply pauses only for the snapshot. One checkpoint at a time:
+    /// while one is being written, a due one is skipped (the next interval retries).
+    fn start_checkpoint(&mut self) -> Result<(), ReplicaError> {
+        if !self.config.background_checkpoints {
+            let durable = self.index.durable();
+            let dir = &self.checkpoint_dir;
+            checkpoint::write_with_index(dir, self.config.partition, &self.partition, durable)?;
+            checkpoint::prune(dir, self.config.checkpoints_kept)?;
+            return Ok(());
+        }
+        if self
+            .checkpointing
+            .as_ref()
+            .is_some_and(|t| !t.is_finished())
+        {
+            return Ok(());
+        }
+        if let Some(previous) = self.checkpointing.take() {
+            if let Ok(Err(error)) = previous.join() {
+                tracing::warn!(partition = %self.config.partition, %error, "checkpoint failed");
+            }
+        }
+        let snapshot = self.partition.snapshot();
+        let dir = self.checkpoint_dir.clone();
+        let partition = self.config.partition;
+        let kept = self.config.checkpoints_kept;
+        let durable = self.index.durable();
+        let spawned = std::thread::Builder::new()
+            .name(format!("checkpoint-{partition}"))
+            .spawn(move || {
+                checkpoint::write_snapshot(&dir, partition, &snapshot, durable)?;
+                checkpoint::prune(&dir, kept)
+            });
+        match spawned {
+            Ok(handle) => self.checkpointing = Some(handle),
+            Err(error) => tracing::warn!(%error, "cannot start a checkpoint thread"),
+        }
+        Ok(())
+    }
+
+    /// Waits for a checkpoint being written, if any (tests and shutdown).
+    pub fn finish_checkpoint(&mut self) {
+        if let Some(handle) = self.checkpointing.take() {
+            let _ = handle.join();
+        }
+    }
+
     fn apply_early(
         &mut self,
         entries: &[RaftEntry],
@@ -512,18 +570,19 @@ impl Replica {
             self.index.flush()?;
         }
         let interval = self.config.checkpoint_interval_entries;
-        if interval > 0 && self.entries_since_checkpoint >= interval {
+        let transfers = self.partition.transfer_count();
+        if checkpoint::is_due(
+            self.entries_since_checkpoint,
+            interval,
+            transfers,
+            self.transfers_at_checkpoint,
+        ) {
             self.entries_since_checkpoint = 0;
+            self.transfers_at_checkpoint = transfers;
             // The index files must cover the checkpoint, or a restart from it would leave
             // a hole in the index.
             self.index.flush()?;
-            checkpoint::write_with_index(
-                &self.checkpoint_dir,
-                self.config.partition,
-                &self.partition,
-                self.index.durable(),
-            )?;
-            checkpoint::prune(&self.checkpoint_dir, self.config.checkpoints_kept)?;
+            self.start_checkpoint()?;
         }
         Ok(())
     }

@@ -76,7 +76,11 @@ pub const HISTORY_PAGE_LIMIT_MAX: usize = 10_000;
 /// Most hours one balance series may span (a little over a year).
 pub const SERIES_HOURS_MAX: u64 = 24 * 400;
 /// Default bound of the in-memory part, in entries (128 bytes each, plus buckets).
-pub const MEMORY_ENTRIES_MAX_DEFAULT: usize = 1 << 20;
+pub const MEMORY_ENTRIES_MAX_DEFAULT: usize = 1 << 17;
+
+/// Run files of at least this many bytes (about 512k entries) are not merged further (see
+/// `flush`).
+pub const MERGE_RUN_SIZE_MAX: u64 = 64 << 20;
 
 /// Why the index could not answer or persist.
 #[derive(Debug, Error)]
@@ -491,8 +495,12 @@ impl Index {
         });
         self.entries.clear();
         self.durable = last;
+        // Size-tiered merging keeps the run count logarithmic, but a run that reached
+        // MERGE_RUN_SIZE_MAX is left alone (until the RUNS_MAX backstop): merges happen on the
+        // applying thread, and merging ever larger runs would pause apply ever longer.
         while let [.., older, newer] = self.runs.as_slice() {
-            if newer.size() < older.size() && self.runs.len() <= run::RUNS_MAX {
+            let small_enough = newer.size() < older.size() || older.size() >= MERGE_RUN_SIZE_MAX;
+            if small_enough && self.runs.len() <= run::RUNS_MAX {
                 break;
             }
             self.merge_newest(2)?;
