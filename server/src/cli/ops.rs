@@ -707,18 +707,14 @@ async fn flows(args: &FlowsArgs) -> Result<(), String> {
             "time_max": now,
             "in": format_minor(flows.credits_total, scale),
             "out": format_minor(flows.debits_total, scale),
-            "in_count": flows.credit_count,
-            "out_count": flows.debit_count,
         }));
     } else {
         println!(
-            "account {} over the past {} hours: in {} ({} credits), out {} ({} debits)",
+            "account {} over the past {} hours: in {}, out {}",
             args.account,
             args.hours,
             format_minor(flows.credits_total, scale),
-            flows.credit_count,
-            format_minor(flows.debits_total, scale),
-            flows.debit_count
+            format_minor(flows.debits_total, scale)
         );
     }
     Ok(())
