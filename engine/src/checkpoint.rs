@@ -80,13 +80,13 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> CheckpointError + '_ {
 }
 
 /// Whether a new checkpoint is due: at least `interval_entries` entries since the last one
-/// (0: never automatically), and the transfer table grown by at least a quarter since then.
+/// (0: never automatically), and the transfer table grown by at least an eighth since then.
 ///
 /// A checkpoint writes the whole state, so its cost grows with the state; replay after a
-/// crash costs the entries since the last checkpoint. Waiting for a quarter of growth keeps
-/// checkpoint writes within about four times the state's own growth, keeps replay within a
-/// quarter of the state, and makes the apply pauses of synchronous checkpoints geometrically
-/// rarer as the state grows.
+/// crash costs the entries since the last checkpoint. Waiting for an eighth of growth keeps
+/// checkpoint writes within about eight times the state's own growth, keeps replay within an
+/// eighth of the state (restart time), and makes checkpoints geometrically rarer as the state
+/// grows.
 pub fn is_due(
     entries_since: u64,
     interval_entries: u64,
@@ -95,7 +95,7 @@ pub fn is_due(
 ) -> bool {
     interval_entries > 0
         && entries_since >= interval_entries
-        && transfers_now.saturating_sub(transfers_at_last) >= transfers_now / 4
+        && transfers_now.saturating_sub(transfers_at_last) >= transfers_now / 8
 }
 
 /// A checkpoint file found in a directory.
@@ -405,7 +405,13 @@ pub fn decode_with_index(
         });
     }
     let transfer_count = r.count(50)?;
-    let mut transfers = Vec::with_capacity(transfer_count);
+    let mut builder = Partition::builder(
+        applied_index,
+        last_timestamp,
+        ledgers,
+        accounts,
+        transfer_count,
+    )?;
     for _ in 0..transfer_count {
         let id = TransferId(r.u128()?);
         let fingerprint = r.u128()?;
@@ -441,7 +447,7 @@ pub fn decode_with_index(
         } else {
             (Balances::default(), Balances::default())
         };
-        transfers.push((
+        builder.push_transfer(
             id,
             TransferRecord {
                 id,
@@ -462,7 +468,7 @@ pub fn decode_with_index(
                 hold,
                 refunded,
             },
-        ));
+        )?;
     }
     let index_durable = if version >= 2 {
         LogIndex(r.u64()?)
@@ -477,8 +483,7 @@ pub fn decode_with_index(
     if r.pos != body.len() {
         return Err(format!("{} trailing bytes", body.len() - r.pos));
     }
-    let partition =
-        Partition::from_parts(applied_index, last_timestamp, ledgers, accounts, transfers)?;
+    let partition = builder.finish();
     if partition.digest() != digest {
         return Err(format!(
             "state digest {:x} does not match the header's {digest:x}",

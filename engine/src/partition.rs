@@ -1468,15 +1468,17 @@ impl Partition {
         Ok(())
     }
 
-    /// Rebuilds a partition from its parts (used by checkpoints). Duplicate ids are an error,
-    /// not a panic: the parts come from a file. The caller checks the digest.
-    pub(crate) fn from_parts(
+    /// Starts rebuilding a partition from a checkpoint's parts: ledgers and accounts now,
+    /// transfers one by one with [`PartitionBuilder::push_transfer`] (so a checkpoint of
+    /// millions of transfers is decoded straight into place, never into a second copy).
+    /// Duplicate ids are an error, not a panic: the parts come from a file.
+    pub(crate) fn builder(
         applied_index: LogIndex,
         last_timestamp: Timestamp,
         ledgers: Vec<Ledger>,
         accounts: Vec<Account>,
-        transfers: Vec<(TransferId, TransferRecord)>,
-    ) -> Result<Partition, String> {
+        transfer_count: usize,
+    ) -> Result<PartitionBuilder, String> {
         let mut partition = Partition::new();
         partition.applied_index = applied_index;
         partition.last_timestamp = last_timestamp;
@@ -1491,21 +1493,42 @@ impl Partition {
                 return Err(format!("account {} twice", account.id));
             }
         }
-        partition.transfers.reserve(transfers.len());
-        for (id, mut record) in transfers {
-            record.id = id;
-            if record.hold == HoldStatus::Pending {
-                if let Some(deadline) = record.deadline() {
-                    partition.expiries.insert((deadline, id));
-                }
-            }
-            let slot = partition.records.push(record);
-            if partition.transfers.insert(id, slot).is_some() {
-                return Err(format!("transfer {id} twice"));
+        partition.transfers.reserve(transfer_count);
+        Ok(PartitionBuilder { partition })
+    }
+}
+
+/// A partition being rebuilt from a checkpoint (see [`Partition::builder`]).
+pub(crate) struct PartitionBuilder {
+    partition: Partition,
+}
+
+impl PartitionBuilder {
+    /// Adds the next transfer record, in the order they were decided.
+    pub(crate) fn push_transfer(
+        &mut self,
+        id: TransferId,
+        mut record: TransferRecord,
+    ) -> Result<(), String> {
+        let partition = &mut self.partition;
+        record.id = id;
+        if record.hold == HoldStatus::Pending {
+            if let Some(deadline) = record.deadline() {
+                partition.expiries.insert((deadline, id));
             }
         }
-        partition.digest = partition.recompute_digest();
-        Ok(partition)
+        let slot = partition.records.push(record);
+        if partition.transfers.insert(id, slot).is_some() {
+            return Err(format!("transfer {id} twice"));
+        }
+        Ok(())
+    }
+
+    /// The rebuilt partition, with its digest recomputed from the parts (the caller compares
+    /// it with the checkpoint's).
+    pub(crate) fn finish(mut self) -> Partition {
+        self.partition.digest = self.partition.recompute_digest();
+        self.partition
     }
 }
 

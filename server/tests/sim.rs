@@ -34,7 +34,9 @@ fn fixed_seeds() {
     for seed in [1, 2, 3, 4, 5, 6, 7, 8] {
         check(seed, 3);
     }
-    for seed in [11, 12, 13, 14] {
+    // 14579388251767525420: a leader change during setup dropped the setup proposal, which
+    // the simulator never proposed again (fixed in the harness).
+    for seed in [11, 12, 13, 14, 14579388251767525420] {
         check(seed, 5);
     }
 }

@@ -301,10 +301,16 @@ impl Sim {
                     .collect(),
             ),
         ];
+        // Setup is idempotent (ledgers and accounts answer `exists` when retried), so it is
+        // proposed again every 100 ticks until every replica has it: a leader change can
+        // drop a proposal.
         let mut proposed = false;
-        for _ in 0..2000 {
+        for round in 0..2000u32 {
             self.tick()?;
             self.deliver_all()?;
+            if round % 100 == 99 {
+                proposed = false;
+            }
             if !proposed {
                 let now = self.timestamp();
                 if let Some(leader) = self
