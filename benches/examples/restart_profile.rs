@@ -49,7 +49,11 @@ fn phases(dir: &std::path::Path) {
     use tally_engine::segment::{Log, LogConfig};
     let t = Instant::now();
     let (log, _) = Log::open(&dir.join("log"), LogConfig::new(PartitionId(0))).expect("log");
-    println!("  log open: {:?} ({} entries)", t.elapsed(), log.last_index());
+    println!(
+        "  log open: {:?} ({} entries)",
+        t.elapsed(),
+        log.last_index()
+    );
     let t = Instant::now();
     let (index, _) = tally_engine::index::Index::open(
         &dir.join("index"),
@@ -58,12 +62,20 @@ fn phases(dir: &std::path::Path) {
         tally_engine::index::MEMORY_ENTRIES_MAX_DEFAULT,
     )
     .expect("index");
-    println!("  index open: {:?} ({} runs)", t.elapsed(), index.run_count());
+    println!(
+        "  index open: {:?} ({} runs)",
+        t.elapsed(),
+        index.run_count()
+    );
     drop(index);
     let files = tally_engine::checkpoint::list(&dir.join("checkpoints")).expect("list");
     let t = Instant::now();
     let bytes = std::fs::read(&files[0].path).expect("read");
-    println!("  checkpoint read: {:?} ({} bytes)", t.elapsed(), bytes.len());
+    println!(
+        "  checkpoint read: {:?} ({} bytes)",
+        t.elapsed(),
+        bytes.len()
+    );
     let t = Instant::now();
     let partition = tally_engine::checkpoint::decode(&bytes, PartitionId(0)).expect("decode");
     println!("  checkpoint decode+verify: {:?}", t.elapsed());
