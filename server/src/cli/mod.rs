@@ -4,7 +4,7 @@
 //! - [`ops`]: `ledger create`, `account create|show`, `transfer` (create) and `transfer show`,
 //!   `history`, `flows`, `series`. Each connects, sends one request, prints the answer and
 //!   exits.
-//! - [`bench`]: `tally bench`, a load generator in the manner of TigerBeetle's benchmark.
+//! - [`mod@bench`]: `tally bench`, a load generator in the manner of TigerBeetle's benchmark.
 //!
 //! Shared here: the `--address` and `--json` flags, clap value parsers for ids and amounts,
 //! and the formatting of minor units, balances and timestamps.
