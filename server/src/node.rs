@@ -32,6 +32,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct NodeHandle {
     /// Where it listens.
     pub address: SocketAddr,
+    /// Held for the node's lifetime: an exclusive lock on `<data>/LOCK`, so that a second
+    /// process can never open the same data directory.
+    _lock: std::fs::File,
     stop: Arc<AtomicBool>,
     workers: Vec<JoinHandle<()>>,
     listener: tokio::task::JoinHandle<()>,
@@ -59,6 +62,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
     config.validate().map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
+    let lock = lock_data_dir(&config.data_dir)?;
     let listener = TcpListener::bind(config.address)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.address))?;
@@ -120,10 +124,30 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
     let listener_task = tokio::spawn(accept(listener, node));
     Ok(NodeHandle {
         address,
+        _lock: lock,
         stop: shared.stop,
         workers,
         listener: listener_task,
     })
+}
+
+/// Takes the data directory's lock; fails at once if another process holds it.
+fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, String> {
+    let path = dir.join("LOCK");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "data directory {} is in use by another process",
+            dir.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
 }
 
 async fn accept(listener: TcpListener, node: Arc<Node>) {

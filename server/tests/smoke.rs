@@ -61,3 +61,25 @@ fn single_node_serves_a_transfer() {
         1050
     );
 }
+
+#[test]
+fn a_second_node_on_the_same_data_directory_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _first = Server::single(dir.path());
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args([
+            "start",
+            "--address",
+            "127.0.0.1:0",
+            "--data",
+            dir.path().to_str().expect("utf-8"),
+        ])
+        .output()
+        .expect("run tally");
+    assert!(
+        !output.status.success(),
+        "a second node started on a locked directory"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("in use by another process"), "{stderr}");
+}
