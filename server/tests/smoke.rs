@@ -83,3 +83,106 @@ fn a_second_node_on_the_same_data_directory_is_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("in use by another process"), "{stderr}");
 }
+
+#[test]
+fn transfers_across_partitions_are_refused_whole() {
+    use tally_client::wire::partition_of;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&[
+        "--address",
+        "127.0.0.1:0",
+        "--data",
+        dir.path().to_str().expect("utf-8"),
+        "--partitions",
+        "2",
+    ]);
+    let mut raw = Raw::connect(server.address);
+    let _: CreateLedgersResponse = raw
+        .call(&CreateLedgersRequest::new(&[NewLedger {
+            id: LedgerId(1),
+            scale: 0,
+            code: 1,
+        }]))
+        .expect("ledger");
+    // Two accounts in partition 0 and one in partition 1.
+    let mut ids = (1u128..).filter(|id| partition_of(*id, 2) == 0);
+    let (a, b) = (ids.next().expect("id"), ids.next().expect("id"));
+    let c = (1u128..).find(|id| partition_of(*id, 2) == 1).expect("id");
+    let account = |id| NewAccount {
+        id: AccountId(id),
+        ledger: LedgerId(1),
+        code: 1,
+        flags: AccountFlags(0),
+        limit: None,
+        user_data_128: 0,
+        user_data_64: 0,
+        user_data_32: 0,
+    };
+    let created: CreateAccountsResponse = raw
+        .call(&CreateAccountsRequest::new(&[
+            account(a),
+            account(b),
+            account(c),
+        ]))
+        .expect("accounts");
+    assert_eq!(created.results, vec![0, 0, 0]);
+    let amount = Decimal::from(5);
+    let within = NewTransfer::plain(
+        TransferId(1),
+        AccountId(a),
+        AccountId(b),
+        amount,
+        LedgerId(1),
+    );
+    let across = NewTransfer::plain(
+        TransferId(2),
+        AccountId(a),
+        AccountId(c),
+        amount,
+        LedgerId(1),
+    );
+    // A chain whose first leg stays in partition 0 and whose second crosses: refused whole.
+    let mut leg1 = NewTransfer::plain(
+        TransferId(3),
+        AccountId(b),
+        AccountId(a),
+        amount,
+        LedgerId(1),
+    );
+    leg1.flags = TransferFlags(TransferFlags::LINKED);
+    let leg2 = NewTransfer::plain(
+        TransferId(4),
+        AccountId(c),
+        AccountId(a),
+        amount,
+        LedgerId(1),
+    );
+    let response: CreateTransfersResponse = raw
+        .call(&CreateTransfersRequest::new(&[within, across, leg1, leg2]))
+        .expect("transfers");
+    let results: Vec<u32> = response
+        .to_outcomes()
+        .expect("outcomes")
+        .iter()
+        .map(|o| o.result.code())
+        .collect();
+    assert_eq!(results, vec![0, 1000, 1000, 1000]);
+    let found: LookupAccountsResponse = raw
+        .call(&LookupAccountsRequest::new(&[
+            AccountId(a),
+            AccountId(b),
+            AccountId(c),
+        ]))
+        .expect("lookup");
+    let posted: Vec<(u128, u128)> = found
+        .to_accounts()
+        .expect("accounts")
+        .iter()
+        .map(|x| (x.balances.debits_posted, x.balances.credits_posted))
+        .collect();
+    assert_eq!(
+        posted,
+        vec![(5, 0), (0, 5), (0, 0)],
+        "only the transfer within a partition applied"
+    );
+}

@@ -119,6 +119,9 @@ code_enum!(
         LimitTooManyDecimals = 12,
         /// The limit does not fit in minor units.
         LimitOverflow = 13,
+        /// Produced by the server, not the engine: a linked chain of accounts spans
+        /// partitions, which is not supported yet. Nothing of it was applied.
+        CrossPartition = 1000,
     }
 );
 
@@ -208,6 +211,9 @@ code_enum!(
         ExceedsCredits = 39,
         /// The credit account's flag forbids credits beyond its debits.
         ExceedsDebits = 40,
+        /// Produced by the server, not the engine: the transfer's accounts (or its linked
+        /// chain) span partitions, which is not supported yet. Nothing of it was applied.
+        CrossPartition = 1000,
     }
 );
 
