@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use tally_client::wire::codes::ErrorCode;
+use tally_client::wire::codes::{self, ErrorCode};
 use tally_client::wire::messages::*;
 use tally_client::wire::types as wt;
 use tally_client::wire::{encode_body, partition_of, Frame, FrameDecoder, Operation};
@@ -339,7 +339,7 @@ async fn propose_all(
 async fn create_ledgers(
     node: &Node,
     ledgers: Vec<wt::NewLedger>,
-) -> Result<Vec<wc_ledger::LedgerResult>, Failure> {
+) -> Result<Vec<codes::LedgerResult>, Failure> {
     let events: Vec<_> = ledgers.iter().map(convert::ledger).collect();
     let commands = (0..node.partition_count())
         .map(|p| (p, Command::CreateLedgers(events.clone())))
@@ -364,11 +364,9 @@ async fn create_ledgers(
     }
     Ok(combined
         .into_iter()
-        .map(|r| wc_ledger::LedgerResult::from_code(r.code()))
+        .map(|r| codes::LedgerResult::from_code(r.code()))
         .collect())
 }
-
-use tally_client::wire::codes as wc_ledger;
 
 /// Splits events into linked chains (index ranges) by the original batch's rule: a chain
 /// runs from a linked event through the first event without the flag.
@@ -421,7 +419,7 @@ fn group<T: Clone>(events: &[T], routed: &[Option<u32>]) -> BTreeMap<u32, Vec<(u
 async fn create_accounts(
     node: &Node,
     accounts: Vec<wt::NewAccount>,
-) -> Result<Vec<wc_ledger::AccountResult>, Failure> {
+) -> Result<Vec<codes::AccountResult>, Failure> {
     let count = node.partition_count();
     let partitions: Vec<Option<u32>> = accounts
         .iter()
@@ -446,14 +444,13 @@ async fn create_accounts(
             Command::CreateAccounts(members.into_iter().map(|(_, e)| e).collect()),
         ));
     }
-    let mut results =
-        vec![wc_ledger::AccountResult::from_code(RESULT_CROSS_PARTITION); accounts.len()];
+    let mut results = vec![codes::AccountResult::from_code(RESULT_CROSS_PARTITION); accounts.len()];
     for (partition, outcome) in propose_all(node, commands).await? {
         let Outcome::Accounts(codes) = outcome else {
             return Err(Failure::new(ErrorCode::Internal, "unexpected outcome"));
         };
         for (i, code) in positions[&partition].iter().zip(codes) {
-            results[*i] = wc_ledger::AccountResult::from_code(AccountResult::code(code));
+            results[*i] = codes::AccountResult::from_code(AccountResult::code(code));
         }
     }
     Ok(results)
