@@ -20,4 +20,5 @@ pub mod outcome;
 pub mod partition;
 pub mod segment;
 pub mod store;
+pub mod transfer_runs;
 pub mod types;

@@ -42,9 +42,18 @@
 //! the index built from them), and a replica with postings disabled reaches the same digest.
 //! They are off by default, so a caller that never drains them does not grow a buffer.
 //!
+//! # Transfers on disk
+//! A partition built with [`Partition::with_transfer_runs`] keeps at most about
+//! `transfers_memory_max` transfer records in memory, plus every pending hold, and spills
+//! older ones to [`crate::transfer_runs`] after an entry is applied (never inside a chain).
+//! A record on disk never changes; a later refund of it goes to an in-memory overlay
+//! (id → total refunded) that every read applies. Lookups answer the same from memory or
+//! disk, and the digest covers every record wherever it lives: spilling does not change it.
+//!
 //! # Deliberate omissions
-//! Closing accounts, balancing transfers and cross-partition chains come later. All state is
-//! in memory here; the per-account index lives in [`crate::index`].
+//! Closing accounts, balancing transfers and cross-partition chains come later. Checkpoints
+//! do not cover a partition with records on disk yet. The per-account index lives in
+//! [`crate::index`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -61,6 +70,7 @@ use crate::index::{Posting, PostingKind, Side};
 use crate::outcome::{
     AccountResult, Balances, LedgerResult, Outcome, TransferOutcome, TransferResult,
 };
+use crate::transfer_runs::{Batch, TransferRuns};
 use crate::types::{AccountId, LedgerId, LogIndex, Timestamp, TransferId};
 
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
@@ -227,8 +237,19 @@ impl Records {
         &mut Arc::make_mut(&mut self.chunks[chunk])[(slot % Self::CHUNK_LEN as u64) as usize]
     }
 
-    fn iter(&self) -> impl Iterator<Item = &TransferRecord> {
-        self.chunks.iter().flat_map(|chunk| chunk.iter())
+    /// The records in slots `first..`.
+    fn iter_from(&self, first: u64) -> impl Iterator<Item = &TransferRecord> {
+        (first..self.len).map(|slot| self.get(slot))
+    }
+
+    /// Frees every chunk wholly below `slot` (their slots must never be read again).
+    fn forget_before(&mut self, slot: u64) {
+        let whole = ((slot / Self::CHUNK_LEN as u64) as usize).min(self.chunks.len());
+        for chunk in &mut self.chunks[..whole] {
+            if chunk.capacity() > 0 {
+                *chunk = Arc::new(Vec::new());
+            }
+        }
     }
 }
 
@@ -242,6 +263,10 @@ pub struct Snapshot {
     ledgers: Vec<Ledger>,
     accounts: Vec<Account>,
     records: Records,
+    /// Slots below this were spilled to transfer runs.
+    spilled_prefix: u64,
+    /// Records on disk, plus refunds of them recorded in memory.
+    spilled_count: u64,
 }
 
 impl Snapshot {
@@ -269,19 +294,28 @@ impl Snapshot {
     pub fn account_count(&self) -> usize {
         self.accounts.len()
     }
-    /// Every recorded transfer, in the order they were decided.
+    /// Every transfer record held in memory, in the order they were decided (for a
+    /// partition without transfer runs: every record).
     pub fn transfers(&self) -> impl Iterator<Item = (TransferId, &TransferRecord)> {
-        self.records.iter().map(|record| (record.id, record))
+        self.records
+            .iter_from(self.spilled_prefix)
+            .map(|record| (record.id, record))
     }
-    /// How many transfers.
+    /// How many transfer records are held in memory.
     pub fn transfer_count(&self) -> usize {
-        self.records.len() as usize
+        (self.records.len() - self.spilled_prefix) as usize
+    }
+    /// Whether part of the state lives in transfer runs, which checkpoints do not cover yet.
+    pub fn has_spilled_transfers(&self) -> bool {
+        self.spilled_count > 0
     }
 }
 
 enum Undo {
     Account(AccountId, Option<Account>),
     Transfer(TransferId, Option<TransferRecord>),
+    /// A refund of a record on disk: the overlay's previous value for it.
+    Refunded(TransferId, Option<u128>),
     ExpiryInserted(Timestamp, TransferId),
     ExpiryRemoved(Timestamp, TransferId),
 }
@@ -360,6 +394,19 @@ pub struct Partition {
     postings: Vec<Posting>,
     /// `postings.len()` when the running linked chain began.
     postings_at_chain_start: usize,
+    /// Old, immutable transfer records on disk, if this partition spills (see
+    /// [`Partition::with_transfer_runs`]).
+    runs: Option<TransferRuns>,
+    /// Most transfer records kept in memory before the oldest are spilled.
+    transfers_memory_max: usize,
+    /// Slots of `records` below this were spilled (or moved, for a pending hold) and are
+    /// never read again.
+    spilled_prefix: u64,
+    /// For records on disk that were refunded after they were spilled: the total refunded.
+    /// Disk records are immutable; this is the only part of them that can still change.
+    refunded_overlay: FxHashMap<TransferId, u128>,
+    /// The error of the last failed spill, if any (records stay in memory; retried).
+    spill_error: Option<String>,
 }
 
 impl Default for Partition {
@@ -386,7 +433,42 @@ impl Partition {
             postings_enabled: false,
             postings: Vec::new(),
             postings_at_chain_start: 0,
+            runs: None,
+            transfers_memory_max: usize::MAX,
+            spilled_prefix: 0,
+            refunded_overlay: FxHashMap::default(),
+            spill_error: None,
         }
+    }
+
+    /// An empty partition that keeps at most about `transfers_memory_max` transfer records
+    /// in memory (plus every pending hold) and spills older ones to `runs`, which must be
+    /// empty (restarting a spilling partition from a checkpoint is not supported yet).
+    /// Lookups answer the same whether a record is in memory or on disk.
+    pub fn with_transfer_runs(runs: TransferRuns, transfers_memory_max: usize) -> Partition {
+        assert!(transfers_memory_max > 0, "transfers_memory_max is zero");
+        assert_eq!(runs.record_count(), 0, "attaching non-empty transfer runs");
+        let mut partition = Partition::new();
+        partition.runs = Some(runs);
+        partition.transfers_memory_max = transfers_memory_max;
+        partition
+    }
+
+    /// The transfer runs, if this partition spills.
+    pub fn transfer_runs(&self) -> Option<&TransferRuns> {
+        self.runs.as_ref()
+    }
+
+    /// The error of the last failed spill or merge of transfer runs, if any.
+    pub fn transfer_spill_error(&self) -> Option<&str> {
+        self.spill_error
+            .as_deref()
+            .or_else(|| self.runs.as_ref().and_then(TransferRuns::merge_error))
+    }
+
+    /// How many transfer records are held in memory.
+    pub fn resident_transfer_count(&self) -> usize {
+        self.transfers.len()
     }
 
     /// Turns the recording of [`Posting`]s on or off. Whoever turns it on must drain them
@@ -484,6 +566,9 @@ impl Partition {
             ledgers: self.ledgers.values().copied().collect(),
             accounts,
             records: self.records.clone(),
+            spilled_prefix: self.spilled_prefix,
+            spilled_count: self.runs.as_ref().map_or(0, TransferRuns::record_count)
+                + self.refunded_overlay.len() as u64,
         }
     }
 
@@ -497,9 +582,32 @@ impl Partition {
         self.accounts.get(&id)
     }
 
-    /// A decided transfer by id.
-    pub fn transfer(&self, id: TransferId) -> Option<&TransferRecord> {
-        self.transfers.get(&id).map(|&slot| self.records.get(slot))
+    /// A decided transfer by id, from memory or from the transfer runs.
+    ///
+    /// # Panics
+    /// If the record is on disk and cannot be read: the answer would depend on this
+    /// replica's disk, so the replica stops rather than answer differently from its peers.
+    pub fn transfer(&self, id: TransferId) -> Option<TransferRecord> {
+        match self.transfers.get(&id) {
+            Some(&slot) => Some(*self.records.get(slot)),
+            None => self.spilled_transfer(id),
+        }
+    }
+
+    /// A record on disk, with its refunds since it was spilled.
+    fn spilled_transfer(&self, id: TransferId) -> Option<TransferRecord> {
+        let runs = self.runs.as_ref()?;
+        if !runs.may_contain(id) {
+            return None;
+        }
+        let mut record = match runs.get(id) {
+            Ok(record) => record?,
+            Err(e) => panic!("transfer {id} cannot be read from its run: {e}"),
+        };
+        if let Some(&refunded) = self.refunded_overlay.get(&id) {
+            record.refunded = refunded;
+        }
+        Some(record)
     }
 
     /// How many accounts exist.
@@ -507,9 +615,9 @@ impl Partition {
         self.accounts.len()
     }
 
-    /// How many transfers are recorded (successful or failed).
+    /// How many transfers are recorded (successful or failed), in memory and on disk.
     pub fn transfer_count(&self) -> usize {
-        self.transfers.len()
+        self.transfers.len() + self.runs.as_ref().map_or(0, |r| r.record_count() as usize)
     }
 
     /// Every ledger, by id.
@@ -522,9 +630,12 @@ impl Partition {
         self.accounts.values()
     }
 
-    /// Every recorded transfer, in the order they were decided.
+    /// Every transfer record held in memory, in the order they were decided (for a
+    /// partition without transfer runs: every record).
     pub fn transfers(&self) -> impl Iterator<Item = (TransferId, &TransferRecord)> {
-        self.records.iter().map(|record| (record.id, record))
+        self.records
+            .iter_from(self.spilled_prefix)
+            .map(|record| (record.id, record))
     }
 
     /// Marks an entry that carries no command (a Raft no-op or configuration change) applied.
@@ -535,6 +646,7 @@ impl Partition {
             self.applied_index
         );
         self.applied_index = index;
+        self.maybe_spill();
     }
 
     /// Applies one committed entry. `index` must be greater than every index applied before.
@@ -586,7 +698,64 @@ impl Partition {
         if self.last_timestamp < now {
             self.last_timestamp = now;
         }
+        self.maybe_spill();
         outcome
+    }
+
+    /// Spills the oldest records that can no longer change once more than
+    /// `transfers_memory_max` plus one batch (an eighth of the bound, at least 4) are in
+    /// memory, down to the bound. Pending holds stay in memory: they move to the newest
+    /// slots. Runs on the applying thread, between entries; the write is one batch.
+    fn maybe_spill(&mut self) {
+        let Some(runs) = &mut self.runs else { return };
+        let max = self.transfers_memory_max as u64;
+        let batch_len = (max / 8).clamp(4, 1 << 17);
+        let resident = self.records.len() - self.spilled_prefix;
+        if resident < max.saturating_add(batch_len) {
+            return;
+        }
+        let end = self.records.len() - max;
+        // Sort (id, slot) pairs rather than the records themselves (24 bytes, not 280).
+        let mut spilled: Vec<(TransferId, u64)> =
+            Vec::with_capacity((end - self.spilled_prefix) as usize);
+        let mut kept = Vec::new();
+        for slot in self.spilled_prefix..end {
+            let record = self.records.get(slot);
+            assert_eq!(
+                self.transfers.get(&record.id),
+                Some(&slot),
+                "stale slot {slot}"
+            );
+            if record.hold == HoldStatus::Pending {
+                kept.push(*record);
+            } else {
+                spilled.push((record.id, slot));
+            }
+        }
+        if !spilled.is_empty() {
+            spilled.sort_unstable_by_key(|&(id, _)| id);
+            let records = &self.records;
+            let digest = spilled.iter().fold(0u128, |sum, &(id, slot)| {
+                sum.wrapping_add(hash_transfer(id, records.get(slot)))
+            });
+            let batch = Batch::new(spilled.iter().map(|&(_, slot)| records.get(slot)), digest);
+            if let Err(e) = runs.spill(&batch) {
+                // Nothing changed: the records stay in memory and the spill is retried
+                // after the next entry. Memory grows, answers do not change.
+                self.spill_error = Some(e.to_string());
+                return;
+            }
+            self.spill_error = None;
+        }
+        for (id, _) in &spilled {
+            assert!(self.transfers.remove(id).is_some());
+        }
+        self.spilled_prefix = end;
+        for record in kept {
+            let slot = self.records.push(record);
+            self.transfers.insert(record.id, slot);
+        }
+        self.records.forget_before(end);
     }
 
     fn next_timestamp(&mut self) -> Timestamp {
@@ -692,6 +861,12 @@ impl Partition {
                     let slot = self.transfers[&id];
                     *self.records.get_mut(slot) = old;
                 }
+                Undo::Refunded(id, Some(refunded)) => {
+                    self.refunded_overlay.insert(id, refunded);
+                }
+                Undo::Refunded(id, None) => {
+                    assert!(self.refunded_overlay.remove(&id).is_some());
+                }
                 Undo::Transfer(id, None) => {
                     // Inserts are undone in reverse order, so this record is the last one.
                     let slot = self.transfers.remove(&id).expect("undone insert is mapped");
@@ -731,15 +906,54 @@ impl Partition {
         }
     }
 
+    /// Records a transfer whose id is known to be new (the caller looked it up), without
+    /// looking it up again.
+    fn insert_transfer(&mut self, id: TransferId, mut record: TransferRecord) {
+        record.id = id;
+        debug_assert!(self.transfer(id).is_none(), "transfer {id} inserted twice");
+        let slot = self.records.push(record);
+        assert!(
+            self.transfers.insert(id, slot).is_none(),
+            "transfer {id} twice"
+        );
+        self.digest = self.digest.wrapping_add(hash_transfer(id, &record));
+        if let Some(undo) = &mut self.undo {
+            undo.push(Undo::Transfer(id, None));
+        }
+    }
+
+    /// Records a new transfer, or changes a recorded one. A record on disk can only change
+    /// its refunded total, which goes to the overlay.
     fn put_transfer(&mut self, id: TransferId, mut record: TransferRecord) {
         record.id = id;
         let old = match self.transfers.get(&id) {
             Some(&slot) => Some(std::mem::replace(self.records.get_mut(slot), record)),
-            None => {
-                let slot = self.records.push(record);
-                self.transfers.insert(id, slot);
-                None
-            }
+            None => match self.spilled_transfer(id) {
+                Some(old) => {
+                    assert_eq!(
+                        TransferRecord {
+                            refunded: old.refunded,
+                            ..record
+                        },
+                        old,
+                        "a record on disk changed beyond its refunded total"
+                    );
+                    let previous = self.refunded_overlay.insert(id, record.refunded);
+                    self.digest = self
+                        .digest
+                        .wrapping_sub(hash_transfer(id, &old))
+                        .wrapping_add(hash_transfer(id, &record));
+                    if let Some(undo) = &mut self.undo {
+                        undo.push(Undo::Refunded(id, previous));
+                    }
+                    return;
+                }
+                None => {
+                    let slot = self.records.push(record);
+                    self.transfers.insert(id, slot);
+                    None
+                }
+            },
         };
         if let Some(old) = &old {
             self.digest = self.digest.wrapping_sub(hash_transfer(id, old));
@@ -772,7 +986,7 @@ impl Partition {
                 break;
             }
             self.remove_expiry(deadline, id);
-            let mut hold = *self.transfer(id).expect("expiring hold is recorded");
+            let mut hold = self.transfer(id).expect("expiring hold is recorded");
             assert_eq!(hold.hold, HoldStatus::Pending, "expiring hold {id}");
             let (debit, credit) = self.release_hold(&hold);
             hold.hold = HoldStatus::Expired;
@@ -933,10 +1147,10 @@ impl Partition {
     fn record_failed_transfer(&mut self, e: &NewTransfer, outcome: TransferOutcome) {
         assert_ne!(outcome.result, TransferResult::Ok);
         let fingerprint = self.fingerprint(e);
-        self.put_transfer(
+        self.insert_transfer(
             e.id,
             TransferRecord {
-                id: TransferId(0), // set by put_transfer
+                id: TransferId(0), // set by insert_transfer or put_transfer
                 fingerprint,
                 kind: TransferKind::Plain,
                 debit_account: e.debit_account,
@@ -1051,7 +1265,7 @@ impl Partition {
             credit_balances,
         };
         let record = TransferRecord {
-            id: TransferId(0), // set by put_transfer
+            id: TransferId(0), // set by insert_transfer or put_transfer
             fingerprint,
             kind,
             debit_account: e.debit_account,
@@ -1071,7 +1285,7 @@ impl Partition {
         if let Some(deadline) = record.deadline() {
             self.insert_expiry(deadline, e.id);
         }
-        self.put_transfer(e.id, record);
+        self.insert_transfer(e.id, record);
         self.record_postings(
             e.id,
             if pending {
@@ -1173,7 +1387,7 @@ impl Partition {
     ) -> Result<TransferOutcome, TransferResult> {
         use TransferResult as R;
         check_sign(e.amount)?;
-        let hold = *self
+        let hold = self
             .transfer(e.pending_id)
             .ok_or(R::PendingTransferNotFound)?;
         if hold.kind != TransferKind::Pending || hold.outcome.result != R::Ok {
@@ -1252,10 +1466,10 @@ impl Partition {
             debit_balances: debit.balances,
             credit_balances: credit.balances,
         };
-        self.put_transfer(
+        self.insert_transfer(
             e.id,
             TransferRecord {
-                id: TransferId(0), // set by put_transfer
+                id: TransferId(0), // set by insert_transfer or put_transfer
                 fingerprint,
                 kind: if post {
                     TransferKind::Post
@@ -1299,7 +1513,7 @@ impl Partition {
         if e.amount.is_zero() {
             return Err(R::AmountMustNotBeZero);
         }
-        let original = *self.transfer(e.refund_of).ok_or(R::RefundOfNotFound)?;
+        let original = self.transfer(e.refund_of).ok_or(R::RefundOfNotFound)?;
         let refundable = matches!(original.kind, TransferKind::Plain | TransferKind::Post);
         if !refundable || original.outcome.result != R::Ok {
             return Err(R::RefundOfNotRefundable);
@@ -1337,10 +1551,10 @@ impl Partition {
             debit_balances,
             credit_balances,
         };
-        self.put_transfer(
+        self.insert_transfer(
             e.id,
             TransferRecord {
-                id: TransferId(0), // set by put_transfer
+                id: TransferId(0), // set by insert_transfer or put_transfer
                 fingerprint,
                 kind: TransferKind::Refund,
                 debit_account: original.credit_account,
@@ -1381,7 +1595,30 @@ impl Partition {
         for (id, record) in self.transfers() {
             digest = digest.wrapping_add(hash_transfer(id, record));
         }
+        self.for_each_spilled(|record| {
+            digest = digest.wrapping_add(hash_transfer(record.id, &record));
+        });
         digest
+    }
+
+    /// Calls `f` with every record on disk, refunds since the spill applied (O(history)).
+    ///
+    /// # Panics
+    /// If a run cannot be read (for tests and checks).
+    fn for_each_spilled(&self, mut f: impl FnMut(TransferRecord)) {
+        let Some(runs) = &self.runs else { return };
+        for run in runs.runs() {
+            for i in 0..run.count() {
+                let mut record = match run.record(i) {
+                    Ok(record) => record,
+                    Err(e) => panic!("transfer run unreadable: {e}"),
+                };
+                if let Some(&refunded) = self.refunded_overlay.get(&record.id) {
+                    record.refunded = refunded;
+                }
+                f(record);
+            }
+        }
     }
 
     /// Checks every invariant of the state (O(state)); for tests and the simulator.
@@ -1422,12 +1659,36 @@ impl Partition {
         }
         let mut held: FxHashMap<AccountId, (u128, u128)> = FxHashMap::default();
         let mut expiries = BTreeSet::new();
-        if self.records.len() != self.transfers.len() as u64 {
+        if self.records.len() - self.spilled_prefix != self.transfers.len() as u64 {
             return Err("transfer map and records differ in size".to_string());
         }
-        for (slot, record) in self.records.iter().enumerate() {
+        let mut spilled_problem = None;
+        let mut overlaid = 0;
+        self.for_each_spilled(|record| {
+            if self.refunded_overlay.contains_key(&record.id) {
+                overlaid += 1;
+            }
+            if record.hold == HoldStatus::Pending || record.refunded > record.amount {
+                spilled_problem = Some(format!("transfer {} on disk: {record:?}", record.id));
+            }
+            if self.transfers.contains_key(&record.id) {
+                spilled_problem = Some(format!("transfer {} in memory and on disk", record.id));
+            }
+        });
+        if let Some(problem) = spilled_problem {
+            return Err(problem);
+        }
+        if overlaid != self.refunded_overlay.len() {
+            return Err("a refund overlay entry has no record on disk".to_string());
+        }
+        for (slot, record) in self
+            .records
+            .iter_from(self.spilled_prefix)
+            .enumerate()
+            .map(|(i, record)| (i as u64 + self.spilled_prefix, record))
+        {
             let id = record.id;
-            if self.transfers.get(&id) != Some(&(slot as u64)) {
+            if self.transfers.get(&id) != Some(&slot) {
                 return Err(format!("transfer {id} is not mapped to its slot {slot}"));
             }
             if record.refunded > record.amount {

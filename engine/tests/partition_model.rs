@@ -31,7 +31,8 @@ use tally_engine::outcome::{
     AccountResult, Balances, LedgerResult, Outcome, TransferOutcome, TransferResult,
 };
 use tally_engine::partition::Partition;
-use tally_engine::types::{AccountId, LedgerId, LogIndex, Timestamp, TransferId};
+use tally_engine::transfer_runs::TransferRuns;
+use tally_engine::types::{AccountId, LedgerId, LogIndex, PartitionId, Timestamp, TransferId};
 
 // ---------------------------------------------------------------- the reference model
 
@@ -1026,8 +1027,20 @@ fn resolve(specs: &[TransferSpec], model: &Model, next_id: &mut u128) -> Vec<New
         .collect()
 }
 
-fn run(steps: Vec<(u64, Spec)>) -> Result<(), TestCaseError> {
-    let mut partition = Partition::new();
+/// Runs `steps` against the model. With `transfers_memory_max`, the partition keeps only
+/// that many transfer records in memory and spills the rest to transfer runs in a temporary
+/// directory, and an all-in-memory twin applies the same entries: both must answer the same
+/// and have the same digest after every entry.
+fn run(steps: Vec<(u64, Spec)>, transfers_memory_max: Option<usize>) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut partition = match transfers_memory_max {
+        None => Partition::new(),
+        Some(max) => Partition::with_transfer_runs(
+            TransferRuns::open(dir.path(), PartitionId(0), 0, false).expect("open runs"),
+            max,
+        ),
+    };
+    let mut twin = transfers_memory_max.map(|_| Partition::new());
     let mut model = Model::default();
     let mut clock = 10_000u64;
     let mut next_id = 100u128;
@@ -1068,6 +1081,22 @@ fn run(steps: Vec<(u64, Spec)>) -> Result<(), TestCaseError> {
         let got = partition.apply(LogIndex(index), &payload);
         let want = model.apply(&payload);
         prop_assert_eq!(&got, &want, "entry {} {:?}", index, payload);
+        if let Some(twin) = &mut twin {
+            let twin_got = twin.apply(LogIndex(index), &payload);
+            prop_assert_eq!(
+                &got,
+                &twin_got,
+                "entry {} differs from the in-memory twin",
+                index
+            );
+            prop_assert_eq!(
+                partition.digest(),
+                twin.digest(),
+                "digest at entry {}",
+                index
+            );
+            prop_assert_eq!(partition.transfer_spill_error(), None);
+        }
         if let Err(violation) = partition.check_invariants() {
             return Err(TestCaseError::fail(format!(
                 "after entry {index}: {violation}"
@@ -1088,6 +1117,19 @@ fn run(steps: Vec<(u64, Spec)>) -> Result<(), TestCaseError> {
         }
         prop_assert_eq!(partition.transfer_count(), model.transfers.len());
     }
+    if let Some(max) = transfers_memory_max {
+        // The bound held, and once there were enough records some were read from disk.
+        let holds = model
+            .transfers
+            .values()
+            .filter(|t| t.hold == MHold::Pending)
+            .count();
+        prop_assert!(partition.resident_transfer_count() <= max + max / 8 + 4 + holds);
+        if model.transfers.len() > max + max / 8 + 4 + holds {
+            let runs = partition.transfer_runs().expect("runs");
+            prop_assert!(runs.record_count() > 0, "nothing was spilled");
+        }
+    }
     Ok(())
 }
 
@@ -1096,7 +1138,18 @@ proptest! {
 
     #[test]
     fn partition_matches_model(steps in prop::collection::vec(step_strategy(), 1..60)) {
-        run(steps)?;
+        run(steps, None)?;
+    }
+}
+
+proptest! {
+    // Every lookup past the newest four records (retries, posts and voids of old holds,
+    // refunds of old transfers) goes to the transfer runs on disk.
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+    #[test]
+    fn spilling_partition_matches_model(steps in prop::collection::vec(step_strategy(), 1..60)) {
+        run(steps, Some(4))?;
     }
 }
 

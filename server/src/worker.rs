@@ -163,7 +163,7 @@ fn answer(partition: &Partition, index: &Index, query: &Query) -> Answer {
                 .map(|id| {
                     partition.transfer(*id).map(|t| {
                         let scale = partition.ledger(t.ledger).map_or(0, |l| l.scale);
-                        (*t, scale)
+                        (t, scale)
                     })
                 })
                 .collect(),

@@ -48,7 +48,7 @@
 //! rebuilt by replay. Postings of entries at or below `durable` are ignored on ingest.
 //!
 //! # Deliberate omissions
-//! The transfer table stays in memory (lookups of old transfers from disk come later). A
+//! Old transfer records live in [`crate::transfer_runs`], not here. A
 //! merge rewrites every run, so its cost grows with the partition's history; a leveled merge
 //! would bound it. Query results from a run that turns out damaged after open are errors
 //! until the store is reopened and rebuilds.
