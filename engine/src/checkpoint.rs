@@ -113,30 +113,16 @@ pub struct CheckpointFile {
 
 /// Lists the checkpoint files in `dir`, newest first. A missing directory has none.
 pub fn list(dir: &Path) -> Result<Vec<CheckpointFile>, CheckpointError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_error(dir)(e)),
-    };
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(io_error(dir))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some(digits) = name
-            .strip_prefix(PREFIX)
-            .and_then(|n| n.strip_suffix(SUFFIX))
-        else {
-            continue;
-        };
-        let Ok(index) = digits.parse::<u64>() else {
-            continue;
-        };
-        files.push(CheckpointFile {
-            applied_index: LogIndex(index),
-            path: entry.path(),
-        });
-    }
+    let mut files: Vec<CheckpointFile> = crate::files::named(dir, PREFIX, SUFFIX)
+        .map_err(io_error(dir))?
+        .into_iter()
+        .filter_map(|(digits, path)| {
+            Some(CheckpointFile {
+                applied_index: LogIndex(digits.parse().ok()?),
+                path,
+            })
+        })
+        .collect();
     files.sort_by_key(|file| std::cmp::Reverse(file.applied_index));
     Ok(files)
 }

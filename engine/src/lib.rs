@@ -15,6 +15,7 @@
 
 pub mod checkpoint;
 pub mod command;
+mod files;
 pub mod index;
 pub mod outcome;
 pub mod partition;

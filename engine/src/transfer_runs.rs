@@ -130,34 +130,14 @@ pub struct TransferRunFile {
 
 /// Lists run files by first spill, the longest first for equal firsts.
 pub fn list(dir: &Path) -> Result<Vec<TransferRunFile>, TransferRunError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_error(dir)(e)),
-    };
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(io_error(dir))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some(digits) = name
-            .strip_prefix(PREFIX)
-            .and_then(|n| n.strip_suffix(SUFFIX))
-        else {
-            continue;
-        };
-        let Some((first, last)) = digits.split_once('-') else {
-            continue;
-        };
-        let (Ok(first), Ok(last)) = (first.parse::<u64>(), last.parse::<u64>()) else {
-            continue;
-        };
-        files.push(TransferRunFile {
-            first,
-            last,
-            path: entry.path(),
-        });
-    }
+    let mut files: Vec<TransferRunFile> = crate::files::named(dir, PREFIX, SUFFIX)
+        .map_err(io_error(dir))?
+        .into_iter()
+        .filter_map(|(middle, path)| {
+            let (first, last) = crate::files::number_pair(&middle)?;
+            Some(TransferRunFile { first, last, path })
+        })
+        .collect();
     files.sort_by_key(|f| (f.first, std::cmp::Reverse(f.last)));
     Ok(files)
 }

@@ -75,34 +75,18 @@ pub struct RunFile {
 /// Lists the run files in `dir` by first index, and for equal first indexes the longest first
 /// (a merged run before the runs it replaced). A missing directory has none.
 pub fn list(dir: &Path) -> Result<Vec<RunFile>, IndexError> {
-    let entries = match fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_error(dir)(e)),
-    };
-    let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(io_error(dir))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some(digits) = name
-            .strip_prefix(PREFIX)
-            .and_then(|n| n.strip_suffix(SUFFIX))
-        else {
-            continue;
-        };
-        let Some((first, last)) = digits.split_once('-') else {
-            continue;
-        };
-        let (Ok(first), Ok(last)) = (first.parse::<u64>(), last.parse::<u64>()) else {
-            continue;
-        };
-        files.push(RunFile {
-            first: LogIndex(first),
-            last: LogIndex(last),
-            path: entry.path(),
-        });
-    }
+    let mut files: Vec<RunFile> = crate::files::named(dir, PREFIX, SUFFIX)
+        .map_err(io_error(dir))?
+        .into_iter()
+        .filter_map(|(middle, path)| {
+            let (first, last) = crate::files::number_pair(&middle)?;
+            Some(RunFile {
+                first: LogIndex(first),
+                last: LogIndex(last),
+                path,
+            })
+        })
+        .collect();
     files.sort_by_key(|f| (f.first, std::cmp::Reverse(f.last)));
     Ok(files)
 }
