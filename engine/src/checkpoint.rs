@@ -275,24 +275,99 @@ fn encode_body(p: &Snapshot) -> Vec<u8> {
     out.extend_from_slice(&(p.transfer_count() as u64).to_le_bytes());
     for (id, r) in p.transfers() {
         out.extend_from_slice(&id.0.to_le_bytes());
-        out.extend_from_slice(&r.fingerprint.to_le_bytes());
-        out.push(r.kind as u8);
-        out.push(r.hold as u8);
-        out.extend_from_slice(&r.outcome.result.code().to_le_bytes());
-        out.extend_from_slice(&r.outcome.timestamp.0.to_le_bytes());
-        put_varint(&mut out, r.debit_account.0);
-        put_varint(&mut out, r.credit_account.0);
-        out.extend_from_slice(&r.ledger.0.to_le_bytes());
-        put_varint(&mut out, r.amount);
-        put_varint(&mut out, r.reference.0);
-        out.extend_from_slice(&r.timeout_s.to_le_bytes());
-        put_varint(&mut out, r.refunded);
-        if r.outcome.result == TransferResult::Ok {
-            put_balances(&mut out, &r.outcome.debit_balances);
-            put_balances(&mut out, &r.outcome.credit_balances);
-        }
+        encode_transfer_record(r, &mut out);
     }
     out
+}
+
+/// Appends a transfer record, without its id, in the layout of `docs/format.md`
+/// ("Checkpoints", transfer record). Checkpoints and transfer run files share it.
+pub(crate) fn encode_transfer_record(r: &TransferRecord, out: &mut Vec<u8>) {
+    out.extend_from_slice(&r.fingerprint.to_le_bytes());
+    out.push(r.kind as u8);
+    out.push(r.hold as u8);
+    out.extend_from_slice(&r.outcome.result.code().to_le_bytes());
+    out.extend_from_slice(&r.outcome.timestamp.0.to_le_bytes());
+    put_varint(out, r.debit_account.0);
+    put_varint(out, r.credit_account.0);
+    out.extend_from_slice(&r.ledger.0.to_le_bytes());
+    put_varint(out, r.amount);
+    put_varint(out, r.reference.0);
+    out.extend_from_slice(&r.timeout_s.to_le_bytes());
+    put_varint(out, r.refunded);
+    if r.outcome.result == TransferResult::Ok {
+        put_balances(out, &r.outcome.debit_balances);
+        put_balances(out, &r.outcome.credit_balances);
+    }
+}
+
+/// Decodes a transfer record written by [`encode_transfer_record`], checking every tag.
+fn decode_transfer_record(r: &mut Reader<'_>, id: TransferId) -> Result<TransferRecord, String> {
+    let fingerprint = r.u128()?;
+    let kind = match r.u8()? {
+        0 => TransferKind::Plain,
+        1 => TransferKind::Pending,
+        2 => TransferKind::Post,
+        3 => TransferKind::Void,
+        4 => TransferKind::Refund,
+        other => return Err(format!("bad transfer kind {other}")),
+    };
+    let hold = match r.u8()? {
+        0 => HoldStatus::NotAHold,
+        1 => HoldStatus::Pending,
+        2 => HoldStatus::Posted,
+        3 => HoldStatus::Voided,
+        4 => HoldStatus::Expired,
+        other => return Err(format!("bad hold status {other}")),
+    };
+    let code = r.u32()?;
+    let result =
+        TransferResult::from_code(code).ok_or_else(|| format!("bad result code {code}"))?;
+    let timestamp = Timestamp(r.u64()?);
+    let debit_account = AccountId(r.varint()?);
+    let credit_account = AccountId(r.varint()?);
+    let ledger = LedgerId(r.u32()?);
+    let amount = r.varint()?;
+    let reference = TransferId(r.varint()?);
+    let timeout_s = r.u32()?;
+    let refunded = r.varint()?;
+    let (debit_balances, credit_balances) = if result == TransferResult::Ok {
+        (r.balances()?, r.balances()?)
+    } else {
+        (Balances::default(), Balances::default())
+    };
+    Ok(TransferRecord {
+        id,
+        fingerprint,
+        kind,
+        debit_account,
+        credit_account,
+        ledger,
+        amount,
+        reference,
+        timeout_s,
+        outcome: TransferOutcome {
+            result,
+            timestamp,
+            debit_balances,
+            credit_balances,
+        },
+        hold,
+        refunded,
+    })
+}
+
+/// Decodes one transfer record that must fill `bytes` exactly (a transfer run's record).
+pub(crate) fn decode_transfer_record_exact(
+    id: TransferId,
+    bytes: &[u8],
+) -> Result<TransferRecord, String> {
+    let mut r = Reader::new(bytes);
+    let record = decode_transfer_record(&mut r, id)?;
+    if r.pos != bytes.len() {
+        return Err(format!("{} trailing bytes", bytes.len() - r.pos));
+    }
+    Ok(record)
 }
 
 fn put_varint(out: &mut Vec<u8>, mut value: u128) {
@@ -407,61 +482,8 @@ pub fn decode_with_index(
     )?;
     for _ in 0..transfer_count {
         let id = TransferId(r.u128()?);
-        let fingerprint = r.u128()?;
-        let kind = match r.u8()? {
-            0 => TransferKind::Plain,
-            1 => TransferKind::Pending,
-            2 => TransferKind::Post,
-            3 => TransferKind::Void,
-            4 => TransferKind::Refund,
-            other => return Err(format!("bad transfer kind {other}")),
-        };
-        let hold = match r.u8()? {
-            0 => HoldStatus::NotAHold,
-            1 => HoldStatus::Pending,
-            2 => HoldStatus::Posted,
-            3 => HoldStatus::Voided,
-            4 => HoldStatus::Expired,
-            other => return Err(format!("bad hold status {other}")),
-        };
-        let code = r.u32()?;
-        let result =
-            TransferResult::from_code(code).ok_or_else(|| format!("bad result code {code}"))?;
-        let timestamp = Timestamp(r.u64()?);
-        let debit_account = AccountId(r.varint()?);
-        let credit_account = AccountId(r.varint()?);
-        let ledger = LedgerId(r.u32()?);
-        let amount = r.varint()?;
-        let reference = TransferId(r.varint()?);
-        let timeout_s = r.u32()?;
-        let refunded = r.varint()?;
-        let (debit_balances, credit_balances) = if result == TransferResult::Ok {
-            (r.balances()?, r.balances()?)
-        } else {
-            (Balances::default(), Balances::default())
-        };
-        builder.push_transfer(
-            id,
-            TransferRecord {
-                id,
-                fingerprint,
-                kind,
-                debit_account,
-                credit_account,
-                ledger,
-                amount,
-                reference,
-                timeout_s,
-                outcome: TransferOutcome {
-                    result,
-                    timestamp,
-                    debit_balances,
-                    credit_balances,
-                },
-                hold,
-                refunded,
-            },
-        )?;
+        let record = decode_transfer_record(&mut r, id)?;
+        builder.push_transfer(id, record)?;
     }
     let index_durable = if version >= 2 {
         LogIndex(r.u64()?)

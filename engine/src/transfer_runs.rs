@@ -45,9 +45,8 @@ use rustc_hash::FxHashSet;
 use thiserror::Error;
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::outcome::{Balances, TransferOutcome, TransferResult};
-use crate::partition::{HoldStatus, TransferKind, TransferRecord};
-use crate::types::{AccountId, LedgerId, PartitionId, Timestamp, TransferId};
+use crate::partition::{HoldStatus, TransferRecord};
+use crate::types::{PartitionId, TransferId};
 
 /// The first 8 bytes of every transfer run file.
 pub const TRANSFER_RUN_MAGIC: [u8; 8] = *b"TALLYTTR";
@@ -744,144 +743,17 @@ impl TransferRuns {
 
 /// Encodes a record's body (everything but its id, which the id section holds).
 pub fn encode_record(r: &TransferRecord, out: &mut Vec<u8>) {
-    out.extend_from_slice(&r.fingerprint.to_le_bytes());
-    out.push(r.kind as u8);
-    out.push(r.hold as u8);
-    out.extend_from_slice(&r.outcome.result.code().to_le_bytes());
-    out.extend_from_slice(&r.outcome.timestamp.0.to_le_bytes());
-    put_varint(out, r.debit_account.0);
-    put_varint(out, r.credit_account.0);
-    out.extend_from_slice(&r.ledger.0.to_le_bytes());
-    put_varint(out, r.amount);
-    put_varint(out, r.reference.0);
-    out.extend_from_slice(&r.timeout_s.to_le_bytes());
-    put_varint(out, r.refunded);
-    if r.outcome.result == TransferResult::Ok {
-        for b in [&r.outcome.debit_balances, &r.outcome.credit_balances] {
-            put_varint(out, b.debits_pending);
-            put_varint(out, b.debits_posted);
-            put_varint(out, b.credits_pending);
-            put_varint(out, b.credits_posted);
-        }
-    }
+    crate::checkpoint::encode_transfer_record(r, out);
 }
 
-/// Decodes a record's body, checking every tag and that it is consumed exactly.
+/// Decodes a record's body, checking every tag and that it is consumed exactly. A record on
+/// disk is immutable, so a pending hold (which can still change) is never one.
 pub fn decode_record(id: TransferId, bytes: &[u8]) -> Result<TransferRecord, String> {
-    let mut r = Reader { bytes, pos: 0 };
-    let fingerprint = r.u128()?;
-    let kind = match r.u8()? {
-        0 => TransferKind::Plain,
-        1 => TransferKind::Pending,
-        2 => TransferKind::Post,
-        3 => TransferKind::Void,
-        4 => TransferKind::Refund,
-        other => return Err(format!("bad transfer kind {other}")),
-    };
-    let hold = match r.u8()? {
-        0 => HoldStatus::NotAHold,
-        2 => HoldStatus::Posted,
-        3 => HoldStatus::Voided,
-        4 => HoldStatus::Expired,
-        other => return Err(format!("bad hold status {other} on disk")),
-    };
-    let code = r.u32()?;
-    let result = TransferResult::from_code(code).ok_or_else(|| format!("bad result {code}"))?;
-    let timestamp = Timestamp(r.u64()?);
-    let debit_account = AccountId(r.varint()?);
-    let credit_account = AccountId(r.varint()?);
-    let ledger = LedgerId(r.u32()?);
-    let amount = r.varint()?;
-    let reference = TransferId(r.varint()?);
-    let timeout_s = r.u32()?;
-    let refunded = r.varint()?;
-    let (debit_balances, credit_balances) = if result == TransferResult::Ok {
-        (r.balances()?, r.balances()?)
-    } else {
-        (Balances::default(), Balances::default())
-    };
-    if r.pos != bytes.len() {
-        return Err(format!("{} trailing bytes", bytes.len() - r.pos));
+    let record = crate::checkpoint::decode_transfer_record_exact(id, bytes)?;
+    if record.hold == HoldStatus::Pending {
+        return Err("bad hold status 1 on disk: pending holds stay in memory".into());
     }
-    Ok(TransferRecord {
-        id,
-        fingerprint,
-        kind,
-        debit_account,
-        credit_account,
-        ledger,
-        amount,
-        reference,
-        timeout_s,
-        outcome: TransferOutcome {
-            result,
-            timestamp,
-            debit_balances,
-            credit_balances,
-        },
-        hold,
-        refunded,
-    })
-}
-
-fn put_varint(out: &mut Vec<u8>, mut value: u128) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
-}
-
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
-}
-
-impl Reader<'_> {
-    fn take(&mut self, len: usize) -> Result<&[u8], String> {
-        let end = self.pos + len;
-        let slice = self
-            .bytes
-            .get(self.pos..end)
-            .ok_or_else(|| format!("truncated at byte {}", self.pos))?;
-        self.pos = end;
-        Ok(slice)
-    }
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> Result<u32, String> {
-        Ok(le_u32(self.take(4)?))
-    }
-    fn u64(&mut self) -> Result<u64, String> {
-        Ok(le_u64(self.take(8)?))
-    }
-    fn u128(&mut self) -> Result<u128, String> {
-        Ok(le_u128(self.take(16)?))
-    }
-    fn varint(&mut self) -> Result<u128, String> {
-        let mut value = 0u128;
-        for shift in (0..128).step_by(7) {
-            let byte = self.u8()?;
-            let bits = u128::from(byte & 0x7f);
-            if shift == 126 && bits > 0b11 {
-                return Err("varint overflows 128 bits".into());
-            }
-            value |= bits << shift;
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err("varint longer than 19 bytes".into())
-    }
-    fn balances(&mut self) -> Result<Balances, String> {
-        Ok(Balances {
-            debits_pending: self.varint()?,
-            debits_posted: self.varint()?,
-            credits_pending: self.varint()?,
-            credits_posted: self.varint()?,
-        })
-    }
+    Ok(record)
 }
 
 fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
@@ -905,7 +777,9 @@ fn le_u128(bytes: &[u8]) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::TransferOutcome;
+    use crate::outcome::{Balances, TransferOutcome, TransferResult};
+    use crate::partition::TransferKind;
+    use crate::types::{AccountId, LedgerId, Timestamp};
 
     fn record(id: u128) -> TransferRecord {
         TransferRecord {
