@@ -26,15 +26,18 @@ use thiserror::Error;
 use crate::command::AccountFlags;
 use crate::outcome::{Balances, TransferOutcome, TransferResult};
 use crate::partition::{
-    Account, HoldStatus, Ledger, Partition, Snapshot, TransferKind, TransferRecord,
+    Account, HoldStatus, Ledger, Partition, PartitionBuilder, Snapshot, TransferKind,
+    TransferRecord,
 };
+use crate::transfer_runs::{TransferRunError, TransferRuns};
 use crate::types::{AccountId, LedgerId, LogIndex, PartitionId, Timestamp, TransferId};
 
 /// The first 8 bytes of every checkpoint.
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"TALLYCKP";
-/// Format version of checkpoints. Version 2 appends the index's durable mark to the body;
-/// version 1 files (without it) are still read, as durable to index 0.
-pub const CHECKPOINT_VERSION: u16 = 2;
+/// Format version of checkpoints. Version 3 appends the transfer runs section (spill count,
+/// records on disk, their digest part, the refund overlay); version 2 appended the index's
+/// durable mark. Versions 1 and 2 are still read (durable to index 0, no transfer runs).
+pub const CHECKPOINT_VERSION: u16 = 3;
 /// Size of the checkpoint header in bytes.
 pub const CHECKPOINT_HEADER_SIZE: usize = 64;
 /// Largest checkpoint body we agree to read (a bound checked before allocating).
@@ -62,17 +65,86 @@ pub enum CheckpointError {
         /// What check failed.
         reason: String,
     },
-    /// The partition keeps transfer records in transfer runs, which checkpoints do not
-    /// cover yet.
-    #[error("cannot checkpoint a partition with transfer records on disk")]
-    TransfersOnDisk,
+    /// The checkpoint is intact but the transfer runs it names cannot be opened (a run file
+    /// is missing or damaged): a restore falls back to an older checkpoint or a replay,
+    /// which writes the runs again.
+    #[error("transfer runs of checkpoint {path} cannot be opened: {source}")]
+    Runs {
+        /// The checkpoint.
+        path: PathBuf,
+        /// Why.
+        source: TransferRunError,
+    },
 }
 
-impl CheckpointError {
-    /// Whether the same operation would fail the same way on every replica: never, since
-    /// these are local disk conditions.
-    pub fn is_deterministic(&self) -> bool {
-        false
+/// Where a restored partition keeps its transfer runs, and how many transfer records it keeps
+/// in memory from then on (see [`Partition::with_transfer_runs`]).
+#[derive(Clone, Copy, Debug)]
+pub struct RunsConfig<'a> {
+    /// The directory of the partition's transfer run files.
+    pub dir: &'a Path,
+    /// Most records kept in memory before the oldest are spilled; 0 keeps every record in
+    /// memory (runs named by the checkpoint are still opened and read).
+    pub transfers_memory_max: usize,
+    /// Keep files replaced by merges until released (see
+    /// [`TransferRuns::release_obsolete`]); stores and replicas do, so that an older
+    /// checkpoint can still be restored.
+    pub keep_merged: bool,
+}
+
+impl RunsConfig<'_> {
+    /// The partition's in-memory bound (`usize::MAX` for 0, which never spills).
+    fn memory_max(&self) -> usize {
+        match self.transfers_memory_max {
+            0 => usize::MAX,
+            max => max,
+        }
+    }
+
+    /// A new, empty partition spilling into this directory; deletes any run file there (they
+    /// belong to no checkpoint, and replay writes them again).
+    pub fn empty_partition(
+        &self,
+        partition_id: PartitionId,
+    ) -> Result<Partition, TransferRunError> {
+        let runs = TransferRuns::open(self.dir, partition_id, 0, self.keep_merged)?;
+        Ok(Partition::with_transfer_runs(runs, self.memory_max()))
+    }
+}
+
+/// The spill counts of the checkpoints kept, oldest first: the run files replaced by merges
+/// can go once every kept checkpoint names at least as many spills as when they were
+/// replaced.
+#[derive(Clone, Debug, Default)]
+pub struct KeptSpills {
+    /// (applied index, spill count) of each kept checkpoint.
+    kept: std::collections::VecDeque<(LogIndex, u64)>,
+}
+
+impl KeptSpills {
+    /// Starts from the checkpoint restored, if any: its applied index and spill count.
+    pub fn new(restored: Option<(LogIndex, u64)>) -> KeptSpills {
+        KeptSpills {
+            kept: restored.into_iter().collect(),
+        }
+    }
+
+    /// Records a new durable checkpoint at `index` naming `spills` (of `kept` kept; one at
+    /// the same index replaces it, as its file does) and returns the spill count up to which
+    /// merge inputs may be released.
+    pub fn push(&mut self, index: LogIndex, spills: u64, kept: usize) -> u64 {
+        if self.kept.back().is_some_and(|&(last, _)| last == index) {
+            self.kept.pop_back();
+        }
+        self.kept.push_back((index, spills));
+        while self.kept.len() > kept.max(1) {
+            self.kept.pop_front();
+        }
+        self.kept
+            .iter()
+            .map(|&(_, spills)| spills)
+            .min()
+            .unwrap_or(spills)
     }
 }
 
@@ -156,9 +228,6 @@ pub fn write_snapshot(
     partition: &Snapshot,
     index_durable: LogIndex,
 ) -> Result<PathBuf, CheckpointError> {
-    if partition.has_spilled_transfers() {
-        return Err(CheckpointError::TransfersOnDisk);
-    }
     if !dir.exists() {
         fs::create_dir_all(dir).map_err(io_error(dir))?;
         if let Some(parent) = dir.parent() {
@@ -169,6 +238,7 @@ pub fn write_snapshot(
     }
     let mut body = encode_body(partition);
     body.extend_from_slice(&index_durable.0.to_le_bytes());
+    encode_runs_section(partition, &mut body);
     let header = encode_header(partition_id, partition, &body);
     let index = partition.applied_index();
     let path = dir.join(format!("{PREFIX}{:020}{SUFFIX}", index.0));
@@ -201,17 +271,60 @@ pub fn prune(dir: &Path, keep: usize) -> Result<(), CheckpointError> {
     Ok(())
 }
 
-/// Reads and fully verifies a checkpoint.
+/// Reads and fully verifies a checkpoint of a partition without transfer runs.
 pub fn read(path: &Path, partition_id: PartitionId) -> Result<Partition, CheckpointError> {
     read_with_index(path, partition_id).map(|(partition, _)| partition)
 }
 
-/// Reads and fully verifies a checkpoint; also returns how far it recorded the per-account
-/// index files durable (0 for version 1 files).
+/// Reads and fully verifies a checkpoint of a partition without transfer runs; also returns
+/// how far it recorded the per-account index files durable (0 for version 1 files). A
+/// checkpoint naming transfer runs is refused as corrupt here: use [`read_with_runs`].
 pub fn read_with_index(
     path: &Path,
     partition_id: PartitionId,
 ) -> Result<(Partition, LogIndex), CheckpointError> {
+    read_with_runs(path, partition_id, None)
+}
+
+/// Reads and fully verifies a checkpoint, opening the transfer runs it names in
+/// `runs.dir` (the chain of exactly its spills; run files of later spills or replaced by
+/// merges are deleted, since replay writes them again). Also returns the index durable mark.
+///
+/// A damaged checkpoint is [`CheckpointError::Corrupt`]; an intact one whose runs cannot be
+/// opened is [`CheckpointError::Runs`], and nothing was deleted then. Either way the caller
+/// tries an older checkpoint.
+pub fn read_with_runs(
+    path: &Path,
+    partition_id: PartitionId,
+    runs: Option<&RunsConfig<'_>>,
+) -> Result<(Partition, LogIndex), CheckpointError> {
+    let bytes = read_file(path)?;
+    let decoded =
+        decode_parts(&bytes, partition_id).map_err(|reason| CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+    drop(bytes);
+    decoded.attach(partition_id, runs, path)
+}
+
+/// Reads a checkpoint and checks its checksums and layout, without restoring it (its
+/// transfer runs are not opened, nothing is deleted), and returns the applied index it holds:
+/// enough to tell a checkpoint ahead of a lost log tail from a damaged file.
+pub fn read_applied_index(
+    path: &Path,
+    partition_id: PartitionId,
+) -> Result<LogIndex, CheckpointError> {
+    let bytes = read_file(path)?;
+    let decoded =
+        decode_parts(&bytes, partition_id).map_err(|reason| CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+    Ok(decoded.builder.applied_index())
+}
+
+fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
     let size = fs::metadata(path).map_err(io_error(path))?.len();
     if size > CHECKPOINT_HEADER_SIZE as u64 + CHECKPOINT_BODY_SIZE_MAX {
         return Err(CheckpointError::Corrupt {
@@ -219,11 +332,7 @@ pub fn read_with_index(
             reason: format!("{size} bytes exceeds the maximum checkpoint size"),
         });
     }
-    let bytes = fs::read(path).map_err(io_error(path))?;
-    decode_with_index(&bytes, partition_id).map_err(|reason| CheckpointError::Corrupt {
-        path: path.to_path_buf(),
-        reason,
-    })
+    fs::read(path).map_err(io_error(path))
 }
 
 fn encode_header(partition_id: PartitionId, partition: &Snapshot, body: &[u8]) -> Vec<u8> {
@@ -278,6 +387,20 @@ fn encode_body(p: &Snapshot) -> Vec<u8> {
         encode_transfer_record(r, &mut out);
     }
     out
+}
+
+/// Appends the transfer runs section (version 3): which runs hold the older records and what
+/// changed in them since.
+fn encode_runs_section(p: &Snapshot, out: &mut Vec<u8>) {
+    out.extend_from_slice(&p.spills().to_le_bytes());
+    out.extend_from_slice(&p.spilled_records().to_le_bytes());
+    out.extend_from_slice(&p.runs_digest().to_le_bytes());
+    let overlay = p.refund_overlay();
+    out.extend_from_slice(&(overlay.len() as u64).to_le_bytes());
+    for &(id, refunded) in overlay {
+        out.extend_from_slice(&id.0.to_le_bytes());
+        put_varint(out, refunded);
+    }
 }
 
 /// Appends a transfer record, without its id, in the layout of `docs/format.md`
@@ -385,7 +508,8 @@ fn put_balances(out: &mut Vec<u8>, b: &Balances) {
     put_varint(out, b.credits_posted);
 }
 
-/// Decodes and verifies a whole checkpoint image; the error says which check failed.
+/// Decodes and verifies a whole checkpoint image of a partition without transfer runs; the
+/// error says which check failed.
 pub fn decode(bytes: &[u8], partition_id: PartitionId) -> Result<Partition, String> {
     decode_with_index(bytes, partition_id).map(|(partition, _)| partition)
 }
@@ -395,6 +519,89 @@ pub fn decode_with_index(
     bytes: &[u8],
     partition_id: PartitionId,
 ) -> Result<(Partition, LogIndex), String> {
+    let decoded = decode_parts(bytes, partition_id)?;
+    decoded
+        .attach(partition_id, None, Path::new("<memory>"))
+        .map_err(|e| e.to_string())
+}
+
+/// A decoded, checksum-verified checkpoint whose transfer runs are not attached yet.
+struct Decoded {
+    builder: PartitionBuilder,
+    digest: u128,
+    index_durable: LogIndex,
+    spills: u64,
+    spilled_records: u64,
+    runs_digest: u128,
+    refund_overlay: Vec<(TransferId, u128)>,
+}
+
+impl Decoded {
+    /// Attaches the runs (if the checkpoint names any, or a directory is given) and checks
+    /// the digest of the whole state against the header's.
+    fn attach(
+        self,
+        partition_id: PartitionId,
+        runs: Option<&RunsConfig<'_>>,
+        path: &Path,
+    ) -> Result<(Partition, LogIndex), CheckpointError> {
+        let corrupt = |reason: String| CheckpointError::Corrupt {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let partition = match runs {
+            None if self.spills > 0 => {
+                return Err(corrupt(format!(
+                    "names {} spills of transfer runs but no runs directory was given",
+                    self.spills
+                )))
+            }
+            None => self.builder.finish(),
+            Some(config) => {
+                let opened =
+                    TransferRuns::open(config.dir, partition_id, self.spills, config.keep_merged)
+                        .map_err(|source| CheckpointError::Runs {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+                if opened.record_count() != self.spilled_records
+                    || opened.digest() != self.runs_digest
+                {
+                    return Err(CheckpointError::Runs {
+                        path: path.to_path_buf(),
+                        source: TransferRunError::Corrupt {
+                            path: config.dir.to_path_buf(),
+                            offset: 0,
+                            reason: format!(
+                                "runs of {} spills hold {} records (digest {:x}), the \
+                                 checkpoint expects {} (digest {:x})",
+                                self.spills,
+                                opened.record_count(),
+                                opened.digest(),
+                                self.spilled_records,
+                                self.runs_digest
+                            ),
+                        },
+                    });
+                }
+                self.builder
+                    .finish_with_runs(opened, config.memory_max(), self.refund_overlay)
+                    .map_err(corrupt)?
+            }
+        };
+        if partition.digest() != self.digest {
+            return Err(corrupt(format!(
+                "state digest {:x} does not match the header's {:x}",
+                partition.digest(),
+                self.digest
+            )));
+        }
+        Ok((partition, self.index_durable))
+    }
+}
+
+/// Decodes and checks a checkpoint image, except the digest (which needs the runs).
+fn decode_parts(bytes: &[u8], partition_id: PartitionId) -> Result<Decoded, String> {
     let header = bytes
         .get(..CHECKPOINT_HEADER_SIZE)
         .ok_or_else(|| format!("{} bytes is shorter than the header", bytes.len()))?;
@@ -407,7 +614,7 @@ pub fn decode_with_index(
         return Err("header checksum mismatch".into());
     }
     let version = h.u16()?;
-    if version != 1 && version != CHECKPOINT_VERSION {
+    if !(1..=CHECKPOINT_VERSION).contains(&version) {
         return Err(format!("unknown version {version}"));
     }
     let reserved = h.u16()?;
@@ -495,17 +702,44 @@ pub fn decode_with_index(
             "index durable to {index_durable}, beyond the applied index {applied_index}"
         ));
     }
+    let (spills, spilled_records, runs_digest, refund_overlay) = if version >= 3 {
+        let spills = r.u64()?;
+        let spilled_records = r.u64()?;
+        let runs_digest = r.u128()?;
+        if (spills == 0) != (spilled_records == 0) || (spills == 0 && runs_digest != 0) {
+            return Err(format!(
+                "{spills} spills but {spilled_records} records on disk (digest {runs_digest:x})"
+            ));
+        }
+        let overlay_count = r.count(17)?;
+        let mut overlay = Vec::with_capacity(overlay_count);
+        for _ in 0..overlay_count {
+            let id = TransferId(r.u128()?);
+            let refunded = r.varint()?;
+            if overlay.last().is_some_and(|&(last, _)| last >= id) {
+                return Err(format!("refund overlay not sorted at transfer {id}"));
+            }
+            overlay.push((id, refunded));
+        }
+        if spills == 0 && !overlay.is_empty() {
+            return Err("a refund overlay without transfer runs".into());
+        }
+        (spills, spilled_records, runs_digest, overlay)
+    } else {
+        (0, 0, 0, Vec::new())
+    };
     if r.pos != body.len() {
         return Err(format!("{} trailing bytes", body.len() - r.pos));
     }
-    let partition = builder.finish();
-    if partition.digest() != digest {
-        return Err(format!(
-            "state digest {:x} does not match the header's {digest:x}",
-            partition.digest()
-        ));
-    }
-    Ok((partition, index_durable))
+    Ok(Decoded {
+        builder,
+        digest,
+        index_durable,
+        spills,
+        spilled_records,
+        runs_digest,
+        refund_overlay,
+    })
 }
 
 fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {

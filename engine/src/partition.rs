@@ -49,11 +49,12 @@
 //! A record on disk never changes; a later refund of it goes to an in-memory overlay
 //! (id → total refunded) that every read applies. Lookups answer the same from memory or
 //! disk, and the digest covers every record wherever it lives: spilling does not change it.
+//! A checkpoint of such a partition holds the resident records, the spill count and the
+//! overlay; [`crate::checkpoint::read_with_runs`] restores it with its runs.
 //!
 //! # Deliberate omissions
-//! Closing accounts, balancing transfers and cross-partition chains come later. Checkpoints
-//! do not cover a partition with records on disk yet. The per-account index lives in
-//! [`crate::index`].
+//! Closing accounts, balancing transfers and cross-partition chains come later. The
+//! per-account index lives in [`crate::index`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -265,8 +266,14 @@ pub struct Snapshot {
     records: Records,
     /// Slots below this were spilled to transfer runs.
     spilled_prefix: u64,
-    /// Records on disk, plus refunds of them recorded in memory.
-    spilled_count: u64,
+    /// How many spills the transfer runs held (0: every record is in memory).
+    spills: u64,
+    /// How many records the transfer runs held.
+    spilled_records: u64,
+    /// The runs' part of the digest (records as written).
+    runs_digest: u128,
+    /// Refunds of records on disk since they were spilled: id → total refunded, by id.
+    refund_overlay: Vec<(TransferId, u128)>,
 }
 
 impl Snapshot {
@@ -305,9 +312,22 @@ impl Snapshot {
     pub fn transfer_count(&self) -> usize {
         (self.records.len() - self.spilled_prefix) as usize
     }
-    /// Whether part of the state lives in transfer runs, which checkpoints do not cover yet.
-    pub fn has_spilled_transfers(&self) -> bool {
-        self.spilled_count > 0
+    /// How many spills the transfer runs held (0: every record is in memory). A checkpoint
+    /// names this count; restoring it opens the runs of exactly these spills.
+    pub fn spills(&self) -> u64 {
+        self.spills
+    }
+    /// How many records the transfer runs held.
+    pub fn spilled_records(&self) -> u64 {
+        self.spilled_records
+    }
+    /// The transfer runs' part of the state digest.
+    pub fn runs_digest(&self) -> u128 {
+        self.runs_digest
+    }
+    /// Totals refunded from records on disk since they were spilled, sorted by id.
+    pub fn refund_overlay(&self) -> &[(TransferId, u128)] {
+        &self.refund_overlay
     }
 }
 
@@ -443,8 +463,9 @@ impl Partition {
 
     /// An empty partition that keeps at most about `transfers_memory_max` transfer records
     /// in memory (plus every pending hold) and spills older ones to `runs`, which must be
-    /// empty (restarting a spilling partition from a checkpoint is not supported yet).
-    /// Lookups answer the same whether a record is in memory or on disk.
+    /// empty (a partition with records on disk is restored from its checkpoint, see
+    /// [`crate::checkpoint::read_with_runs`]). Lookups answer the same whether a record is
+    /// in memory or on disk.
     pub fn with_transfer_runs(runs: TransferRuns, transfers_memory_max: usize) -> Partition {
         assert!(transfers_memory_max > 0, "transfers_memory_max is zero");
         assert_eq!(runs.record_count(), 0, "attaching non-empty transfer runs");
@@ -464,6 +485,18 @@ impl Partition {
         self.spill_error
             .as_deref()
             .or_else(|| self.runs.as_ref().and_then(TransferRuns::merge_error))
+    }
+
+    /// Deletes run files replaced by merges that no checkpoint naming `spills` or more
+    /// spills needs (see [`TransferRuns::release_obsolete`]).
+    pub fn release_obsolete_transfer_runs(
+        &mut self,
+        spills: u64,
+    ) -> Result<(), crate::transfer_runs::TransferRunError> {
+        match &mut self.runs {
+            Some(runs) => runs.release_obsolete(spills),
+            None => Ok(()),
+        }
     }
 
     /// How many transfer records are held in memory.
@@ -559,6 +592,13 @@ impl Partition {
         assert!(self.undo.is_none(), "snapshot inside a linked chain");
         let mut accounts: Vec<Account> = self.accounts.values().copied().collect();
         accounts.sort_unstable_by_key(|a| a.id);
+        let mut refund_overlay: Vec<(TransferId, u128)> = self
+            .refunded_overlay
+            .iter()
+            .map(|(&id, &refunded)| (id, refunded))
+            .collect();
+        refund_overlay.sort_unstable();
+        let runs = self.runs.as_ref();
         Snapshot {
             applied_index: self.applied_index,
             last_timestamp: self.last_timestamp,
@@ -567,8 +607,10 @@ impl Partition {
             accounts,
             records: self.records.clone(),
             spilled_prefix: self.spilled_prefix,
-            spilled_count: self.runs.as_ref().map_or(0, TransferRuns::record_count)
-                + self.refunded_overlay.len() as u64,
+            spills: runs.map_or(0, TransferRuns::spills),
+            spilled_records: runs.map_or(0, TransferRuns::record_count),
+            runs_digest: runs.map_or(0, TransferRuns::digest),
+            refund_overlay,
         }
     }
 
@@ -1581,8 +1623,17 @@ impl Partition {
 
     // ---- checks ----
 
-    /// Recomputes the digest from scratch (O(state)).
+    /// Recomputes the digest from scratch (O(state), reading every record on disk).
     pub fn recompute_digest(&self) -> u128 {
+        let mut digest = self.resident_digest();
+        self.for_each_spilled(|record| {
+            digest = digest.wrapping_add(hash_transfer(record.id, &record));
+        });
+        digest
+    }
+
+    /// The digest of everything held in memory: ledgers, accounts and resident transfers.
+    fn resident_digest(&self) -> u128 {
         let mut digest = 0u128;
         for ledger in self.ledgers.values() {
             digest = digest.wrapping_add(hash_ledger(ledger));
@@ -1595,9 +1646,6 @@ impl Partition {
         for (id, record) in self.transfers() {
             digest = digest.wrapping_add(hash_transfer(id, record));
         }
-        self.for_each_spilled(|record| {
-            digest = digest.wrapping_add(hash_transfer(record.id, &record));
-        });
         digest
     }
 
@@ -1765,6 +1813,11 @@ pub(crate) struct PartitionBuilder {
 }
 
 impl PartitionBuilder {
+    /// The applied index of the partition being rebuilt.
+    pub(crate) fn applied_index(&self) -> LogIndex {
+        self.partition.applied_index
+    }
+
     /// Adds the next transfer record, in the order they were decided.
     pub(crate) fn push_transfer(
         &mut self,
@@ -1790,6 +1843,61 @@ impl PartitionBuilder {
     pub(crate) fn finish(mut self) -> Partition {
         self.partition.digest = self.partition.recompute_digest();
         self.partition
+    }
+
+    /// The rebuilt partition with its older records in `runs` (opened for exactly the
+    /// checkpoint's spills) and the refunds of them since they were spilled, keeping at most
+    /// about `transfers_memory_max` records in memory from now on.
+    ///
+    /// The digest is the resident part recomputed, plus the runs' stored parts, plus, for
+    /// each overlay entry, the change from the record on disk to the refunded one: reading
+    /// the runs' records again is not needed (their checksums were verified when opened).
+    /// Checks that no resident id is also on disk and that every overlay entry refunds a
+    /// record on disk within its amount; a failed check is an error, not a panic.
+    pub(crate) fn finish_with_runs(
+        self,
+        runs: TransferRuns,
+        transfers_memory_max: usize,
+        refund_overlay: Vec<(TransferId, u128)>,
+    ) -> Result<Partition, String> {
+        if transfers_memory_max == 0 {
+            return Err("transfers_memory_max is zero".into());
+        }
+        let mut partition = self.partition;
+        let mut digest = partition.resident_digest().wrapping_add(runs.digest());
+        for &id in partition.transfers.keys() {
+            if runs.may_contain(id) && runs.get(id).map_err(|e| e.to_string())?.is_some() {
+                return Err(format!("transfer {id} is both in memory and on disk"));
+            }
+        }
+        let mut overlay = FxHashMap::default();
+        overlay.reserve(refund_overlay.len());
+        for (id, refunded) in refund_overlay {
+            let Some(on_disk) = runs.get(id).map_err(|e| e.to_string())? else {
+                return Err(format!("refund overlay names transfer {id}, not on disk"));
+            };
+            if refunded > on_disk.amount || refunded < on_disk.refunded {
+                return Err(format!(
+                    "refund overlay gives transfer {id} {refunded} refunded of {}, {} on disk",
+                    on_disk.amount, on_disk.refunded
+                ));
+            }
+            let refunded_record = TransferRecord {
+                refunded,
+                ..on_disk
+            };
+            digest = digest
+                .wrapping_sub(hash_transfer(id, &on_disk))
+                .wrapping_add(hash_transfer(id, &refunded_record));
+            if overlay.insert(id, refunded).is_some() {
+                return Err(format!("refund overlay names transfer {id} twice"));
+            }
+        }
+        partition.runs = Some(runs);
+        partition.refunded_overlay = overlay;
+        partition.transfers_memory_max = transfers_memory_max;
+        partition.digest = digest;
+        Ok(partition)
     }
 }
 

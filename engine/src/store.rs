@@ -21,6 +21,12 @@
 //! over for an older one (or for a replay from the start), so that replay rebuilds whatever
 //! part of the index was lost or damaged; replay never skips an entry the index lacks.
 //!
+//! Transfer records beyond `transfers_memory_max` are spilled to transfer run files in
+//! `transfers/` ([`crate::transfer_runs`]); a checkpoint names how many spills it covers,
+//! and restoring it opens exactly those runs. Run files replaced by merges are kept until
+//! every kept checkpoint names a spill count past them, so an older checkpoint stays
+//! restorable; a missing or damaged run makes its checkpoint fall back like a damaged one.
+//!
 //! After any error from the log, the store is poisoned: what is in memory may be ahead of what
 //! is durable, so it refuses further work until reopened. A failed checkpoint only costs
 //! replay time later; it is reported and retried, and poisons nothing.
@@ -29,7 +35,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::checkpoint::{self, CheckpointError};
+use crate::checkpoint::{self, CheckpointError, KeptSpills, RunsConfig};
 use crate::command::{DecodeError, EntryPayload};
 use crate::index::{
     Flows, HistoryPage, HistoryQuery, HourBalance, Index, IndexError, IndexOpenReport,
@@ -38,6 +44,7 @@ use crate::outcome::Balances;
 use crate::outcome::Outcome;
 use crate::partition::Partition;
 use crate::segment::{Entry, EntryKind, Log, LogConfig, LogError, RecoveryReport};
+use crate::transfer_runs::{TransferRunError, TransferRuns};
 use crate::types::{AccountId, LogIndex, PartitionId, Term, Timestamp};
 
 /// Most bytes of log read per step of replay.
@@ -58,6 +65,9 @@ pub struct StoreConfig {
     /// Bound of the per-account index's in-memory part, in entries; beyond it the index is
     /// written to a run file.
     pub index_memory_entries_max: usize,
+    /// Most transfer records kept in memory (plus every pending hold); older ones are
+    /// spilled to transfer run files in `transfers/`. 0 keeps every record in memory.
+    pub transfers_memory_max: usize,
 }
 
 impl StoreConfig {
@@ -69,6 +79,7 @@ impl StoreConfig {
             checkpoint_interval_entries: 10_000,
             checkpoints_kept: 2,
             index_memory_entries_max: crate::index::MEMORY_ENTRIES_MAX_DEFAULT,
+            transfers_memory_max: crate::transfer_runs::TRANSFERS_MEMORY_MAX_DEFAULT,
         }
     }
 }
@@ -112,6 +123,9 @@ pub enum StoreError {
     /// The configuration is invalid.
     #[error("invalid store configuration: {0}")]
     Config(String),
+    /// The transfer run files could not be opened or cleaned up.
+    #[error(transparent)]
+    TransferRuns(TransferRunError),
 }
 
 impl StoreError {
@@ -138,6 +152,8 @@ pub struct OpenReport {
     /// Valid checkpoints passed over because the index files do not reach them (their index
     /// part is rebuilt by replaying from an older checkpoint or from the start).
     pub checkpoints_passed_over: Vec<LogIndex>,
+    /// Transfer records on disk (in transfer runs) after recovery.
+    pub transfers_on_disk: u64,
 }
 
 /// One durable partition on one node. See the module documentation.
@@ -155,6 +171,8 @@ pub struct Store {
     index: Index,
     /// The last error of an automatic index flush, if it failed.
     index_error: Option<String>,
+    /// The spill counts of the checkpoints kept (for releasing merged transfer runs).
+    kept_spills: KeptSpills,
 }
 
 impl Store {
@@ -190,45 +208,82 @@ impl Store {
         )?;
         report.index = index_report;
         let checkpoint_dir = dir.join("checkpoints");
+        let runs_dir = dir.join("transfers");
+        let runs_config = RunsConfig {
+            dir: &runs_dir,
+            transfers_memory_max: config.transfers_memory_max,
+            keep_merged: true,
+        };
         let mut partition = None;
         for file in checkpoint::list(&checkpoint_dir)? {
-            let ahead_of_index = file.applied_index > index.durable();
-            match checkpoint::read(&file.path, config.partition) {
-                // Only a checkpoint that verified can prove that durable entries were lost;
-                // a damaged file with a high name is skipped like any damaged file.
-                Ok(loaded) if loaded.applied_index() > log.last_index() => {
-                    return Err(StoreError::CheckpointAhead {
-                        checkpoint: loaded.applied_index(),
-                        log_last: log.last_index(),
-                    });
+            if file.applied_index > log.last_index() || file.applied_index > index.durable() {
+                // Not restorable: replay from it would skip entries the log or the index
+                // lacks. Only a checkpoint whose checksums verify can prove that durable
+                // log entries were lost; a damaged file with a high name is skipped like any
+                // damaged file.
+                match checkpoint::read_applied_index(&file.path, config.partition) {
+                    Ok(held) if held != file.applied_index => {
+                        report.checkpoints_rejected.push(format!(
+                            "{}: holds index {held} but is named {}",
+                            file.path.display(),
+                            file.applied_index
+                        ))
+                    }
+                    Ok(held) if held > log.last_index() => {
+                        return Err(StoreError::CheckpointAhead {
+                            checkpoint: held,
+                            log_last: log.last_index(),
+                        });
+                    }
+                    Ok(held) => report.checkpoints_passed_over.push(held),
+                    Err(CheckpointError::Corrupt { path, reason }) => report
+                        .checkpoints_rejected
+                        .push(format!("{}: {reason}", path.display())),
+                    Err(e) => return Err(e.into()),
                 }
-                Ok(_) if ahead_of_index => {
-                    // Replay from here would skip entries the index lacks.
-                    report.checkpoints_passed_over.push(file.applied_index);
-                }
-                Ok(loaded) if loaded.applied_index() == file.applied_index => {
+                continue;
+            }
+            match checkpoint::read_with_runs(&file.path, config.partition, Some(&runs_config)) {
+                Ok((loaded, _)) if loaded.applied_index() == file.applied_index => {
                     report.checkpoint = Some(file.applied_index);
                     partition = Some(loaded);
                     break;
                 }
-                Ok(loaded) => report.checkpoints_rejected.push(format!(
+                Ok((loaded, _)) => report.checkpoints_rejected.push(format!(
                     "{}: holds index {} but is named {}",
                     file.path.display(),
                     loaded.applied_index(),
                     file.applied_index
                 )),
-                Err(CheckpointError::Corrupt { path, reason }) => report
-                    .checkpoints_rejected
-                    .push(format!("{}: {reason}", path.display())),
+                Err(e @ CheckpointError::Corrupt { .. })
+                | Err(e @ CheckpointError::Runs { .. }) => {
+                    report.checkpoints_rejected.push(e.to_string())
+                }
                 Err(e) => return Err(e.into()),
             }
         }
-        let loaded_transfers = partition.as_ref().map_or(0, Partition::transfer_count);
+        let restored_spills = partition.as_ref().map(|p: &Partition| {
+            (
+                p.applied_index(),
+                p.transfer_runs().map_or(0, TransferRuns::spills),
+            )
+        });
+        let partition = match partition {
+            Some(partition) => partition,
+            None => runs_config
+                .empty_partition(config.partition)
+                .map_err(StoreError::TransferRuns)?,
+        };
+        let loaded_transfers = if report.checkpoint.is_some() {
+            partition.transfer_count()
+        } else {
+            0
+        };
         let mut store = Store {
             dir: dir.to_path_buf(),
             config,
             log,
-            partition: partition.unwrap_or_default(),
+            partition,
             entries_since_checkpoint: 0,
             transfers_at_checkpoint: 0,
             poisoned: false,
@@ -236,12 +291,17 @@ impl Store {
             scratch: Vec::new(),
             index,
             index_error: None,
+            kept_spills: KeptSpills::new(restored_spills),
         };
         store.partition.set_postings_enabled(true);
         report.entries_replayed = store.replay()?;
         store.entries_since_checkpoint = report.entries_replayed;
         // What the loaded checkpoint held: replayed entries count as growth since it.
         store.transfers_at_checkpoint = loaded_transfers;
+        report.transfers_on_disk = store
+            .partition
+            .transfer_runs()
+            .map_or(0, TransferRuns::record_count);
         Ok((store, report))
     }
 
@@ -358,6 +418,18 @@ impl Store {
             self.index.durable(),
         )?;
         checkpoint::prune(&dir, self.config.checkpoints_kept)?;
+        let spills = self
+            .partition
+            .transfer_runs()
+            .map_or(0, TransferRuns::spills);
+        let release = self.kept_spills.push(
+            self.partition.applied_index(),
+            spills,
+            self.config.checkpoints_kept,
+        );
+        self.partition
+            .release_obsolete_transfer_runs(release)
+            .map_err(StoreError::TransferRuns)?;
         self.entries_since_checkpoint = 0;
         self.transfers_at_checkpoint = self.partition.transfer_count();
         Ok(path)
@@ -368,6 +440,12 @@ impl Store {
         self.index
             .ingest(self.partition.postings(), self.partition.applied_index());
         self.partition.clear_postings();
+    }
+
+    /// The error of the last failed spill or merge of transfer runs, if any (records stay in
+    /// memory and the spill is retried after the next entry).
+    pub fn transfer_spill_error(&self) -> Option<&str> {
+        self.partition.transfer_spill_error()
     }
 
     /// The per-account index (read-only).

@@ -548,8 +548,9 @@ pub struct TransferRuns {
     spills: u64,
     record_count: u64,
     /// Files replaced by a merge but kept until the caller releases them (a checkpoint may
-    /// still name the spills they cover).
-    obsolete: Vec<PathBuf>,
+    /// still name the spills they cover), with the spill count at which they were replaced:
+    /// a checkpoint naming that many spills or more no longer needs them.
+    obsolete: Vec<(u64, PathBuf)>,
     /// Whether merge inputs are kept until [`TransferRuns::release_obsolete`].
     keep_merged: bool,
     /// The last merge error, if a merge failed (its inputs stay in use; retried next spill).
@@ -720,7 +721,7 @@ impl TransferRuns {
             let path = run.path.clone();
             drop(run);
             if self.keep_merged {
-                self.obsolete.push(path);
+                self.obsolete.push((self.spills, path));
             } else {
                 fs::remove_file(&path).map_err(io_error(&path))?;
             }
@@ -728,16 +729,30 @@ impl TransferRuns {
         Ok(())
     }
 
-    /// Deletes the files replaced by merges (call once a checkpoint naming the current
-    /// spill count is durable).
-    pub fn release_obsolete(&mut self) -> Result<(), TransferRunError> {
-        while let Some(path) = self.obsolete.pop() {
-            if let Err(e) = fs::remove_file(&path) {
-                self.obsolete.push(path.clone());
-                return Err(io_error(&path)(e));
+    /// Deletes the files replaced by merges no checkpoint naming `spills` or more spills
+    /// needs: call with the smallest spill count among the checkpoints kept, once they are
+    /// durable. A file that cannot be deleted stays listed (retried next time).
+    pub fn release_obsolete(&mut self, spills: u64) -> Result<(), TransferRunError> {
+        let mut result = Ok(());
+        self.obsolete.retain(|(replaced_at, path)| {
+            if *replaced_at > spills || result.is_err() {
+                return true;
             }
-        }
-        Ok(())
+            match fs::remove_file(path) {
+                Ok(()) => false,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+                Err(e) => {
+                    result = Err(io_error(path)(e));
+                    true
+                }
+            }
+        });
+        result
+    }
+
+    /// How many files replaced by merges are kept for older checkpoints.
+    pub fn obsolete_count(&self) -> usize {
+        self.obsolete.len()
     }
 }
 

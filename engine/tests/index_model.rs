@@ -166,6 +166,8 @@ fn config(memory_entries_max: usize) -> StoreConfig {
         checkpoint_interval_entries: 37,
         checkpoints_kept: 2,
         index_memory_entries_max: memory_entries_max,
+        // Old transfer records on disk too: the index must not depend on where they live.
+        transfers_memory_max: 16,
     }
 }
 

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 
 use proptest::prelude::*;
 use rust_decimal::Decimal;
+use tally_engine::checkpoint::{self, RunsConfig};
 use tally_engine::command::{
     AccountFlags, Command, EntryPayload, NewAccount, NewLedger, NewTransfer, TransferFlags,
 };
@@ -1096,6 +1097,27 @@ fn run(steps: Vec<(u64, Spec)>, transfers_memory_max: Option<usize>) -> Result<(
                 index
             );
             prop_assert_eq!(partition.transfer_spill_error(), None);
+        }
+        if let (Some(max), true) = (transfers_memory_max, index.is_multiple_of(5)) {
+            // Checkpoint and restore: the resident records, the runs named by spill count
+            // and the refund overlay must give back the same state and digest.
+            let path =
+                checkpoint::write(&dir.path().join("checkpoints"), PartitionId(0), &partition)
+                    .expect("write checkpoint");
+            let runs = RunsConfig {
+                dir: dir.path(),
+                transfers_memory_max: max,
+                keep_merged: false,
+            };
+            let (restored, _) = checkpoint::read_with_runs(&path, PartitionId(0), Some(&runs))
+                .map_err(|e| TestCaseError::fail(format!("restore at entry {index}: {e}")))?;
+            prop_assert_eq!(
+                restored.digest(),
+                partition.digest(),
+                "restored at {}",
+                index
+            );
+            partition = restored;
         }
         if let Err(violation) = partition.check_invariants() {
             return Err(TestCaseError::fail(format!(

@@ -119,6 +119,10 @@ fn workload(seed: u64, batches: usize) -> Vec<EntryPayload> {
     payloads
 }
 
+/// Most transfer records the tests' stores keep in memory: tiny, so that every test runs with
+/// most records in transfer runs on disk (spilled, merged, named by checkpoints).
+const TRANSFERS_MEMORY_MAX: usize = 8;
+
 fn config(checkpoint_interval_entries: u64) -> StoreConfig {
     StoreConfig {
         partition: PartitionId(3),
@@ -126,6 +130,7 @@ fn config(checkpoint_interval_entries: u64) -> StoreConfig {
         checkpoint_interval_entries,
         checkpoints_kept: 2,
         index_memory_entries_max: 1 << 20,
+        transfers_memory_max: TRANSFERS_MEMORY_MAX,
     }
 }
 
@@ -141,6 +146,14 @@ fn reference(payloads: &[EntryPayload], count: usize) -> Partition {
 fn assert_same_state(got: &Partition, want: &Partition, context: &str) {
     assert_eq!(got.applied_index(), want.applied_index(), "{context}");
     assert_eq!(got.digest(), want.digest(), "{context}");
+    assert_eq!(got.transfer_count(), want.transfer_count(), "{context}");
+    for (id, record) in want.transfers() {
+        assert_eq!(
+            got.transfer(id).as_ref(),
+            Some(record),
+            "{context}: transfer {id}"
+        );
+    }
     for id in 1..=ACCOUNTS {
         let (a, b) = (got.account(AccountId(id)), want.account(AccountId(id)));
         assert_eq!(
@@ -272,7 +285,16 @@ fn torn_log_tail_recovers_the_durable_prefix_at_every_offset() {
 fn every_bit_flip_in_a_checkpoint_is_detected() {
     let payloads = workload(5, 30);
     let dir = tempfile::tempdir().expect("tempdir");
-    build(dir.path(), &payloads, 0);
+    // Every record in memory, so that the checkpoint decodes on its own (no runs).
+    let config = |interval| StoreConfig {
+        transfers_memory_max: 0,
+        ..config(interval)
+    };
+    let (mut store, _) = Store::open(dir.path(), config(0)).expect("open new store");
+    for chunk in payloads.chunks(3) {
+        store.submit(chunk).expect("submit");
+    }
+    drop(store);
     let (mut store, _) = Store::open(dir.path(), config(0)).expect("reopen");
     let path = store.checkpoint().expect("checkpoint");
     let bytes = fs::read(&path).expect("read checkpoint");
@@ -349,4 +371,127 @@ fn checkpoint_ahead_of_the_log_is_refused() {
     fs::remove_dir_all(dir.path().join("log")).expect("remove log");
     let error = Store::open(dir.path(), config(0)).err().expect("refused");
     assert!(error.to_string().contains("ahead of the log"), "{error}");
+}
+
+fn run_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir.join("transfers"))
+        .expect("transfers dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "ttr"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn spilled_transfers_survive_restarts() {
+    let seed = 21;
+    let payloads = workload(seed, 400);
+    let dir = tempfile::tempdir().expect("tempdir");
+    build(dir.path(), &payloads, 30);
+    let want = reference(&payloads, payloads.len());
+    let (store, report) = Store::open(dir.path(), config(30)).expect("reopen");
+    assert!(report.checkpoint.is_some(), "seed {seed}: no checkpoint");
+    assert!(report.checkpoints_rejected.is_empty(), "{report:?}");
+    assert!(
+        report.transfers_on_disk as usize > want.transfer_count() / 2,
+        "seed {seed}: only {} of {} transfers on disk",
+        report.transfers_on_disk,
+        want.transfer_count()
+    );
+    assert_same_state(store.partition(), &want, &format!("seed {seed}"));
+    drop(store);
+    // Keeps working after the restart: more transfers, including refunds and posts of the old
+    // ones on disk, then another restart.
+    let more: Vec<EntryPayload> = workload(seed, 500)[payloads.len()..].to_vec();
+    let (mut store, _) = Store::open(dir.path(), config(30)).expect("reopen");
+    for chunk in more.chunks(3) {
+        store.submit(chunk).expect("submit after reopen");
+    }
+    drop(store);
+    let all: Vec<EntryPayload> = payloads.iter().chain(&more).cloned().collect();
+    let (mut store, _) = Store::open(dir.path(), config(30)).expect("reopen again");
+    assert_same_state(
+        store.partition(),
+        &reference(&all, all.len()),
+        "after more work",
+    );
+    // Merges keep the number of runs logarithmic. The files they replaced are kept while a
+    // kept checkpoint may need them: once both kept checkpoints name the current spills,
+    // only the runs themselves are left.
+    let runs = store.partition().transfer_runs().expect("runs").run_count();
+    assert!(runs <= 12, "{runs} runs");
+    for tick in 0..2 {
+        let payload = EntryPayload {
+            timestamp: Timestamp(u64::MAX / 2 + tick),
+            command: Command::Tick,
+        };
+        store.submit(&[payload]).expect("tick");
+        store.checkpoint().expect("checkpoint");
+    }
+    assert_eq!(run_files(dir.path()).len(), runs);
+}
+
+#[test]
+fn damaged_or_missing_transfer_runs_fall_back_and_are_rebuilt() {
+    let seed = 23;
+    let payloads = workload(seed, 300);
+    let original = tempfile::tempdir().expect("tempdir");
+    build(original.path(), &payloads, 25);
+    let want = reference(&payloads, payloads.len());
+    let files = run_files(original.path());
+    assert!(files.len() >= 2, "seed {seed}: {} run files", files.len());
+    type Damage = fn(&Path);
+    let damages: [(&str, Damage); 4] = [
+        ("deleted", |path| fs::remove_file(path).expect("delete")),
+        ("bit flipped", |path| {
+            let mut bytes = fs::read(path).expect("read");
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0x04;
+            fs::write(path, bytes).expect("write");
+        }),
+        ("header bit flipped", |path| {
+            let mut bytes = fs::read(path).expect("read");
+            bytes[20] ^= 0x01;
+            fs::write(path, bytes).expect("write");
+        }),
+        ("truncated", |path| {
+            let len = fs::metadata(path).expect("metadata").len();
+            OpenOptions::new()
+                .write(true)
+                .open(path)
+                .expect("open")
+                .set_len(len - 1)
+                .expect("truncate");
+        }),
+    ];
+    for file in &files {
+        let name = file.file_name().expect("name");
+        for (what, damage) in &damages {
+            let context = format!("seed {seed}: {} {what}", name.to_string_lossy());
+            let dir = tempfile::tempdir().expect("tempdir");
+            copy_dir(original.path(), dir.path());
+            damage(&dir.path().join("transfers").join(name));
+            let (store, report) = Store::open(dir.path(), config(25))
+                .unwrap_or_else(|e| panic!("{context}: reopen: {e}"));
+            assert_same_state(store.partition(), &want, &context);
+            drop(store);
+            // The runs were rebuilt by replay: the next start is clean.
+            let (store, again) = Store::open(dir.path(), config(25))
+                .unwrap_or_else(|e| panic!("{context}: second reopen: {e}"));
+            assert!(
+                again.checkpoints_rejected.is_empty(),
+                "{context}: first {report:?}, then {again:?}"
+            );
+            assert_same_state(store.partition(), &want, &context);
+        }
+    }
+    // Every run gone: no checkpoint can be restored, the whole log is replayed.
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(original.path(), dir.path());
+    fs::remove_dir_all(dir.path().join("transfers")).expect("remove runs");
+    let (store, report) = Store::open(dir.path(), config(25)).expect("reopen without runs");
+    assert_eq!(report.checkpoint, None, "{report:?}");
+    assert_eq!(report.entries_replayed, payloads.len() as u64);
+    assert_same_state(store.partition(), &want, "all runs deleted");
 }

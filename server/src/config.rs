@@ -26,6 +26,8 @@ use thiserror::Error;
 
 /// Most partitions a cluster may have.
 pub const PARTITIONS_MAX: u32 = 256;
+/// Largest per-partition bound of transfer records kept in memory (about 90 GB of records).
+pub const TRANSFERS_MEMORY_MAX_LIMIT: usize = 1 << 28;
 /// Most nodes a cluster may have.
 pub const NODES_MAX: usize = 7;
 
@@ -100,6 +102,10 @@ pub struct NodeConfig {
     /// Client connections served at once; more are refused.
     #[serde(default = "default_connections_max")]
     pub connections_max: usize,
+    /// Transfer records each partition keeps in memory (plus every pending hold); older ones
+    /// live in transfer run files on disk. 0 keeps every record in memory.
+    #[serde(default = "default_transfers_memory_max")]
+    pub transfers_memory_max: usize,
 }
 
 /// TOML table keys are strings: `[peers]` maps `"1" = "127.0.0.2:7000"`.
@@ -138,6 +144,9 @@ fn default_checkpoint_interval() -> u64 {
 fn default_connections_max() -> usize {
     1024
 }
+fn default_transfers_memory_max() -> usize {
+    tally_engine::transfer_runs::TRANSFERS_MEMORY_MAX_DEFAULT
+}
 
 impl NodeConfig {
     /// The embedded default: one node on 127.0.0.1:3000 with its data in `./tally-data`.
@@ -154,6 +163,7 @@ impl NodeConfig {
             queue_depth_max: default_queue_depth(),
             checkpoint_interval_entries: default_checkpoint_interval(),
             connections_max: default_connections_max(),
+            transfers_memory_max: default_transfers_memory_max(),
         }
     }
 
@@ -239,6 +249,12 @@ impl NodeConfig {
         if !(1..=100_000).contains(&self.connections_max) {
             return Err(invalid("connections_max", "1 to 100000"));
         }
+        if self.transfers_memory_max > TRANSFERS_MEMORY_MAX_LIMIT {
+            return Err(invalid(
+                "transfers_memory_max",
+                format!("0 (all in memory) or 1 to {TRANSFERS_MEMORY_MAX_LIMIT}"),
+            ));
+        }
         Ok(())
     }
 
@@ -284,6 +300,7 @@ mod tests {
             ("node_id = 1\naddress = \"127.0.0.1:1\"\ndata_dir = \"d\"\n[peers]\n2 = \"127.0.0.1:2\"\n", "peers"),
             ("node_id = 1\naddress = \"127.0.0.1:1\"\ndata_dir = \"d\"\nbogus = 1\n", "bogus"),
             ("node_id = 1\naddress = \"not an address\"\ndata_dir = \"d\"\n", "address"),
+            ("node_id = 1\naddress = \"127.0.0.1:1\"\ndata_dir = \"d\"\ntransfers_memory_max = 99999999999\n", "transfers_memory_max"),
         ];
         for (text, field) in cases {
             let error = parse(text).expect_err(text).to_string();

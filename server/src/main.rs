@@ -29,29 +29,7 @@ struct Cli {
 enum Command {
     /// Start a node. With no arguments: a single-node cluster on 127.0.0.1:3000 with its data
     /// in ./tally-data. Prints the address it listens on.
-    Start {
-        /// A TOML config file (see docs/operations in README); flags below override it.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Address for clients and peers (and source of outgoing peer connections).
-        #[arg(long)]
-        address: Option<SocketAddr>,
-        /// Data directory.
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// This node's id in `--peers`.
-        #[arg(long)]
-        node_id: Option<u64>,
-        /// Every node of the cluster: `1=127.0.0.2:7000,2=127.0.0.3:7000,...`.
-        #[arg(long)]
-        peers: Option<String>,
-        /// Partitions (fixed at cluster creation).
-        #[arg(long)]
-        partitions: Option<u32>,
-        /// Milliseconds per Raft tick.
-        #[arg(long)]
-        tick_ms: Option<u64>,
-    },
+    Start(StartArgs),
     /// Run the use cases (credits, shop, rewards, transfers) against a local durable store,
     /// printing every result; run it twice to see recovery and idempotent retries.
     Demo {
@@ -63,21 +41,42 @@ enum Command {
     Operator(cli::Command),
 }
 
+/// Flags of `tally start`; each overrides the config file's value.
+#[derive(clap::Args)]
+struct StartArgs {
+    /// A TOML config file (see docs/operations in README); flags below override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address for clients and peers (and source of outgoing peer connections).
+    #[arg(long)]
+    address: Option<SocketAddr>,
+    /// Data directory.
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// This node's id in `--peers`.
+    #[arg(long)]
+    node_id: Option<u64>,
+    /// Every node of the cluster: `1=127.0.0.2:7000,2=127.0.0.3:7000,...`.
+    #[arg(long)]
+    peers: Option<String>,
+    /// Partitions (fixed at cluster creation).
+    #[arg(long)]
+    partitions: Option<u32>,
+    /// Milliseconds per Raft tick.
+    #[arg(long)]
+    tick_ms: Option<u64>,
+    /// Transfer records each partition keeps in memory; older ones are read from
+    /// transfer run files on disk (0: keep every record in memory).
+    #[arg(long)]
+    transfers_memory_max: Option<usize>,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { data } => demo::run(&data),
         Command::Operator(command) => cli::run(command),
-        Command::Start {
-            config,
-            address,
-            data,
-            node_id,
-            peers,
-            partitions,
-            tick_ms,
-        } => node_config(config, address, data, node_id, peers, partitions, tick_ms)
-            .and_then(run_node),
+        Command::Start(args) => node_config(args).and_then(run_node),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -109,15 +108,17 @@ fn parse_peers(text: &str) -> Result<BTreeMap<u64, SocketAddr>, String> {
     Ok(peers)
 }
 
-fn node_config(
-    file: Option<PathBuf>,
-    address: Option<SocketAddr>,
-    data: Option<PathBuf>,
-    node_id: Option<u64>,
-    peers: Option<String>,
-    partitions: Option<u32>,
-    tick_ms: Option<u64>,
-) -> Result<NodeConfig, String> {
+fn node_config(args: StartArgs) -> Result<NodeConfig, String> {
+    let StartArgs {
+        config: file,
+        address,
+        data,
+        node_id,
+        peers,
+        partitions,
+        tick_ms,
+        transfers_memory_max,
+    } = args;
     let default_address: SocketAddr = ([127, 0, 0, 1], 3000).into();
     let mut config = match &file {
         Some(path) => NodeConfig::from_file(path).map_err(|e| e.to_string())?,
@@ -142,6 +143,9 @@ fn node_config(
     }
     if let Some(tick_ms) = tick_ms {
         config.tick_ms = tick_ms;
+    }
+    if let Some(max) = transfers_memory_max {
+        config.transfers_memory_max = max;
     }
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)

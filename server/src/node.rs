@@ -88,6 +88,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
         replica_config.heartbeat_tick = config.heartbeat_ticks;
         replica_config.tick_interval = (1000 / config.tick_ms).max(1);
         replica_config.checkpoint_interval_entries = config.checkpoint_interval_entries;
+        replica_config.transfers_memory_max = config.transfers_memory_max;
         replica_config.background_checkpoints = true;
         let dir = config.partition_dir(partition);
         let mut replica = Replica::open(&dir, replica_config).map_err(|e| {

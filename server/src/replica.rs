@@ -38,11 +38,12 @@ use bytes::Bytes;
 use raft::eraftpb::{Entry as RaftEntry, EntryType, Message};
 use raft::{Config, RawNode, ReadOnlyOption, StateRole};
 use slog::Logger;
-use tally_engine::checkpoint;
+use tally_engine::checkpoint::{self, KeptSpills, RunsConfig};
 use tally_engine::command::{Command, DecodeError, EntryPayload};
 use tally_engine::index::{Index, IndexError, Posting};
 use tally_engine::outcome::Outcome;
 use tally_engine::partition::Partition;
+use tally_engine::transfer_runs::{TransferRunError, TransferRuns};
 use tally_engine::types::{LogIndex, PartitionId, Timestamp};
 use thiserror::Error;
 
@@ -77,6 +78,9 @@ pub struct ReplicaConfig {
     pub checkpoints_kept: usize,
     /// Per-account index entries kept in memory before they are written to a run file.
     pub index_memory_entries_max: usize,
+    /// Most transfer records kept in memory before the oldest are spilled to transfer run
+    /// files (0: keep every record in memory).
+    pub transfers_memory_max: usize,
     /// Write checkpoints on a background thread (the server) rather than on the applying
     /// thread (the simulator, which must stay deterministic).
     pub background_checkpoints: bool,
@@ -106,6 +110,7 @@ impl ReplicaConfig {
             checkpoint_interval_entries: 10_000,
             checkpoints_kept: 2,
             index_memory_entries_max: tally_engine::index::MEMORY_ENTRIES_MAX_DEFAULT,
+            transfers_memory_max: tally_engine::transfer_runs::TRANSFERS_MEMORY_MAX_DEFAULT,
             background_checkpoints: false,
             bug_skip_fsync: false,
             bug_apply_before_commit: false,
@@ -129,6 +134,9 @@ pub enum ReplicaError {
     /// The per-account index could not be opened or written.
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// The transfer run files could not be opened or cleaned up.
+    #[error(transparent)]
+    TransferRuns(#[from] TransferRunError),
     /// A committed entry does not decode: a bug or undetected corruption.
     #[error("committed entry {index} does not decode: {source}")]
     Payload {
@@ -182,6 +190,11 @@ pub struct ReadReady {
     pub index: u64,
 }
 
+/// A checkpoint being written in the background: it returns the applied index and the spill
+/// count it names.
+type CheckpointThread =
+    std::thread::JoinHandle<Result<(LogIndex, u64), checkpoint::CheckpointError>>;
+
 /// One partition replica. See the module documentation.
 pub struct Replica {
     node: RawNode<RaftLog>,
@@ -192,8 +205,11 @@ pub struct Replica {
     checkpoint_dir: PathBuf,
     entries_since_checkpoint: u64,
     transfers_at_checkpoint: usize,
-    /// The checkpoint being written in the background, if any.
-    checkpointing: Option<std::thread::JoinHandle<Result<(), checkpoint::CheckpointError>>>,
+    /// The checkpoint being written in the background, if any; it returns the spill count
+    /// it names.
+    checkpointing: Option<CheckpointThread>,
+    /// The spill counts of the checkpoints kept (for releasing merged transfer runs).
+    kept_spills: KeptSpills,
     last_stamp: u64,
     idle_ticks: u64,
     /// The last index known durable (what survives a crash).
@@ -223,7 +239,13 @@ impl Replica {
             raft_log.log().last_index(),
             config.index_memory_entries_max,
         )?;
-        let mut partition = Partition::new();
+        let runs_dir = dir.join("transfers");
+        let runs_config = RunsConfig {
+            dir: &runs_dir,
+            transfers_memory_max: config.transfers_memory_max,
+            keep_merged: true,
+        };
+        let mut restored = None;
         for file in checkpoint::list(&checkpoint_dir)? {
             // A checkpoint beyond the log, or beyond what the index files hold, is passed
             // over: replaying from it would skip entries the log or the index lacks.
@@ -232,13 +254,29 @@ impl Replica {
             {
                 continue;
             }
-            if let Ok((loaded, _)) = checkpoint::read_with_index(&file.path, config.partition) {
-                if loaded.applied_index() == file.applied_index {
-                    partition = loaded;
+            match checkpoint::read_with_runs(&file.path, config.partition, Some(&runs_config)) {
+                Ok((loaded, _)) if loaded.applied_index() == file.applied_index => {
+                    restored = Some(loaded);
                     break;
                 }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(
+                    partition = %config.partition,
+                    %error,
+                    "checkpoint skipped"
+                ),
             }
         }
+        let restored_spills = restored.as_ref().map(|p: &Partition| {
+            (
+                p.applied_index(),
+                p.transfer_runs().map_or(0, TransferRuns::spills),
+            )
+        });
+        let mut partition = match restored {
+            Some(partition) => partition,
+            None => runs_config.empty_partition(config.partition)?,
+        };
         partition.set_postings_enabled(true);
         let applied = partition.applied_index().0;
         raft_log.raise_commit(applied);
@@ -269,6 +307,7 @@ impl Replica {
             checkpoint_dir,
             entries_since_checkpoint: 0,
             checkpointing: None,
+            kept_spills: KeptSpills::new(restored_spills),
             idle_ticks: 0,
             durable_index,
             applied_early: 0,
@@ -466,11 +505,18 @@ impl Replica {
     /// and fsynced off the applying thread, so apply pauses only for the snapshot. One checkpoint at a time:
     /// while one is being written, a due one is skipped (the next interval retries).
     fn start_checkpoint(&mut self) -> Result<(), ReplicaError> {
+        let partition = self.config.partition;
+        let kept = self.config.checkpoints_kept;
+        let durable = self.index.durable();
         if !self.config.background_checkpoints {
-            let durable = self.index.durable();
             let dir = &self.checkpoint_dir;
-            checkpoint::write_with_index(dir, self.config.partition, &self.partition, durable)?;
-            checkpoint::prune(dir, self.config.checkpoints_kept)?;
+            checkpoint::write_with_index(dir, partition, &self.partition, durable)?;
+            checkpoint::prune(dir, kept)?;
+            let spills = self
+                .partition
+                .transfer_runs()
+                .map_or(0, TransferRuns::spills);
+            self.checkpoint_written(self.partition.applied_index(), spills);
             return Ok(());
         }
         if self
@@ -480,21 +526,15 @@ impl Replica {
         {
             return Ok(());
         }
-        if let Some(previous) = self.checkpointing.take() {
-            if let Ok(Err(error)) = previous.join() {
-                tracing::warn!(partition = %self.config.partition, %error, "checkpoint failed");
-            }
-        }
+        self.finish_checkpoint();
         let snapshot = self.partition.snapshot();
         let dir = self.checkpoint_dir.clone();
-        let partition = self.config.partition;
-        let kept = self.config.checkpoints_kept;
-        let durable = self.index.durable();
         let spawned = std::thread::Builder::new()
             .name(format!("checkpoint-{partition}"))
             .spawn(move || {
                 checkpoint::write_snapshot(&dir, partition, &snapshot, durable)?;
-                checkpoint::prune(&dir, kept)
+                checkpoint::prune(&dir, kept)?;
+                Ok((snapshot.applied_index(), snapshot.spills()))
             });
         match spawned {
             Ok(handle) => self.checkpointing = Some(handle),
@@ -503,10 +543,30 @@ impl Replica {
         Ok(())
     }
 
-    /// Waits for a checkpoint being written, if any (tests and shutdown).
+    /// A checkpoint at `index` naming `spills` spills is durable: release the transfer run
+    /// files that no kept checkpoint needs any more. A failure only leaves files behind; it
+    /// is logged and retried after the next checkpoint.
+    fn checkpoint_written(&mut self, index: LogIndex, spills: u64) {
+        let release = self
+            .kept_spills
+            .push(index, spills, self.config.checkpoints_kept);
+        if let Err(error) = self.partition.release_obsolete_transfer_runs(release) {
+            tracing::warn!(partition = %self.config.partition, %error, "cannot delete merged transfer runs");
+        }
+    }
+
+    /// Waits for a checkpoint being written, if any (tests, shutdown, and before the next).
     pub fn finish_checkpoint(&mut self) {
         if let Some(handle) = self.checkpointing.take() {
-            let _ = handle.join();
+            match handle.join() {
+                Ok(Ok((index, spills))) => self.checkpoint_written(index, spills),
+                Ok(Err(error)) => {
+                    tracing::warn!(partition = %self.config.partition, %error, "checkpoint failed")
+                }
+                Err(_) => {
+                    tracing::error!(partition = %self.config.partition, "checkpoint thread panicked")
+                }
+            }
         }
     }
 

@@ -78,6 +78,10 @@ impl Cluster {
             "2",
             "--tick-ms",
             "20",
+            // Most transfer records on disk, so that the final lookups read transfer runs
+            // written, crashed over and rebuilt by real nodes.
+            "--transfers-memory-max",
+            "64",
         ]));
     }
 
@@ -339,6 +343,17 @@ async fn leader_crash_loses_nothing_acknowledged() {
         lost.len(),
         &lost[..lost.len().min(5)]
     );
+    let run_files = cluster
+        .dirs
+        .iter()
+        .flat_map(|dir| std::fs::read_dir(dir.path()).expect("data dir"))
+        .flatten()
+        .filter_map(|partition| std::fs::read_dir(partition.path().join("transfers")).ok())
+        .flatten()
+        .flatten()
+        .filter(|file| file.path().extension().is_some_and(|e| e == "ttr"))
+        .count();
+    assert!(run_files > 0, "no transfer record was spilled to disk");
     let all: Vec<AccountId> = groups.iter().flatten().copied().collect();
     let found = client.lookup_accounts(all.clone()).await.expect("accounts");
     assert_eq!(found.len(), all.len());

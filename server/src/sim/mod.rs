@@ -104,6 +104,8 @@ pub struct SimReport {
     pub leader_terms: usize,
     /// Messages dropped by the network.
     pub dropped: u64,
+    /// Transfer records on disk (spilled to transfer runs) at the end, summed over nodes.
+    pub transfers_on_disk: u64,
 }
 
 const ACCOUNTS: u128 = 8;
@@ -205,6 +207,8 @@ impl Sim {
     fn new(config: SimConfig, root: &Path) -> Result<Sim, String> {
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let voters: Vec<u64> = (1..=config.nodes as u64).collect();
+        // A stream of its own, so that adding knobs does not change what a seed replays.
+        let mut bounds = ChaCha8Rng::seed_from_u64(config.seed ^ 0x7472_616e_7366_6572);
         let mut nodes = Vec::new();
         for &id in &voters {
             let mut replica_config = ReplicaConfig::new(id, PartitionId(0), voters.clone());
@@ -213,6 +217,12 @@ impl Sim {
             replica_config.tick_interval = 20;
             replica_config.segment_size_max = 16 * 1024;
             replica_config.checkpoint_interval_entries = rng.gen_range(15..60);
+            // Each node its own bound (or none): spilled records and refunds of them must
+            // answer and digest the same on every replica, across crashes and restarts.
+            replica_config.transfers_memory_max = match bounds.gen_range(0..4) {
+                0 => 0,
+                _ => bounds.gen_range(4..48),
+            };
             replica_config.bug_skip_fsync = config.bugs.skip_fsync;
             replica_config.bug_apply_before_commit = config.bugs.apply_before_commit;
             replica_config.bug_skip_vote = config.bugs.skip_vote;
@@ -266,6 +276,12 @@ impl Sim {
         }
         self.liveness()?;
         self.report.leader_terms = self.leaders.len();
+        self.report.transfers_on_disk = self
+            .nodes
+            .iter()
+            .filter_map(|node| node.replica.as_ref()?.partition().transfer_runs())
+            .map(|runs| runs.record_count())
+            .sum();
         Ok(self.report.clone())
     }
 
