@@ -92,12 +92,15 @@ fn main() {
             let rate = (tenth * 8000) as f64 / tenth_time;
             println!(
                 "after {transfers:>9} transfers: {rate:>10.0} transfers/s, resident {:>6} MiB",
-                resident_mib()
+                tally_benches::resident_mib()
             );
             tenth_time = 0.0;
         }
         if transfers == 10_000_000 {
-            println!("at 10M transfers: resident {} MiB", resident_mib());
+            println!(
+                "at 10M transfers: resident {} MiB",
+                tally_benches::resident_mib()
+            );
         }
     }
     let rate = (batches * 8000) as f64 / total_time;
@@ -116,21 +119,4 @@ fn main() {
     if indexed {
         println!("of which writing index runs: {flush_time:.2} s");
     }
-}
-
-/// This process's resident memory (`VmRSS` in `/proc/self/status`), in MiB; 0 where that
-/// file does not exist.
-fn resident_mib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| {
-            rest.trim()
-                .trim_end_matches("kB")
-                .trim()
-                .parse::<u64>()
-                .ok()
-        })
-        .map_or(0, |kib| kib / 1024)
 }

@@ -135,3 +135,20 @@ impl Workload {
         }
     }
 }
+
+/// This process's resident memory (`VmRSS` in `/proc/self/status`), in MiB; 0 where that
+/// file does not exist.
+pub fn resident_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .map_or(0, |kib| kib / 1024)
+}
