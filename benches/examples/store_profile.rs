@@ -1,7 +1,8 @@
 //! The whole single-node write path at scale: a durable `Store` (log with fsync, state
 //! machine, per-account index, transfer runs, checkpoints) fed batches of 8,000 transfers with
 //! random ids, as `tally start` stores them. Prints, after every million transfers, the
-//! throughput of that million, the process's resident memory and the bytes on disk; then
+//! throughput of that million, the process's resident memory (all of it, and the anonymous
+//! part: without mapped file pages) and the bytes on disk; then
 //! closes the store, reopens it (restart) and prints the open time and resident memory.
 //! Not a criterion bench: it shows how the system behaves as history grows.
 //!
@@ -40,7 +41,7 @@ fn main() {
          transfers_memory_max {transfers_memory_max}, batches of {BATCH}"
     );
     println!(
-        "transfers  rate(/s)  rss(MiB)  log(MiB)  index(MiB)  transfers(MiB)  checkpoints(MiB)"
+        "transfers  rate(/s)  rss(MiB)  anon(MiB)  log(MiB)  index(MiB)  transfers(MiB)  checkpoints(MiB)"
     );
     let (mut store, _) = Store::open(dir.path(), config.clone()).expect("open");
     let mut workload = Workload::new(42, accounts, Distribution::Uniform, true);
@@ -60,10 +61,11 @@ fn main() {
         first_rate.get_or_insert(rate);
         last_rate = rate;
         println!(
-            "{:>8}M  {:>8.0}  {:>7}  {:>7}  {:>9}  {:>13}  {:>15}",
+            "{:>8}M  {:>8.0}  {:>8}  {:>9}  {:>8}  {:>10}  {:>14}  {:>16}",
             million,
             rate,
             tally_benches::resident_mib(),
+            tally_benches::anonymous_mib(),
             dir_mib(&dir.path().join("log")),
             dir_mib(&dir.path().join("index")),
             dir_mib(&dir.path().join("transfers")),
@@ -88,14 +90,15 @@ fn main() {
     let (store, report) = Store::open(dir.path(), config).expect("reopen");
     println!(
         "restart: {:.2} s (checkpoint {:?}, {} entries replayed, {} transfers on disk, \
-         {} in memory before, {} after), rss {} MiB",
+         {} in memory before, {} after), rss {} MiB, anonymous {} MiB",
         started.elapsed().as_secs_f64(),
         report.checkpoint,
         report.entries_replayed,
         report.transfers_on_disk,
         resident,
         store.partition().resident_transfer_count(),
-        tally_benches::resident_mib()
+        tally_benches::resident_mib(),
+        tally_benches::anonymous_mib()
     );
 }
 

@@ -137,12 +137,23 @@ impl Workload {
 }
 
 /// This process's resident memory (`VmRSS` in `/proc/self/status`), in MiB; 0 where that
-/// file does not exist.
+/// file does not exist. It includes the pages of mapped files (run files read through mmap),
+/// which the kernel can drop at will; see [`anonymous_mib`] for the process's own memory.
 pub fn resident_mib() -> u64 {
+    status_mib("VmRSS:")
+}
+
+/// This process's resident anonymous memory (`RssAnon`: heap and stacks, not file pages),
+/// in MiB; 0 where unavailable.
+pub fn anonymous_mib() -> u64 {
+    status_mib("RssAnon:")
+}
+
+fn status_mib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| {
             rest.trim()
                 .trim_end_matches("kB")

@@ -155,23 +155,36 @@ fn io_error(path: &Path) -> impl FnOnce(io::Error) -> CheckpointError + '_ {
     }
 }
 
-/// Whether a new checkpoint is due: at least `interval_entries` entries since the last one
-/// (0: never automatically), and the transfer table grown by at least an eighth since then.
+/// Transfers applied since the last checkpoint after which a checkpoint is due however few
+/// entries carried them (see [`is_due`]).
+pub const CHECKPOINT_GROWTH_MIN: usize = 1 << 17;
+
+/// Whether a new checkpoint is due, given the entries applied since the last one, the
+/// transfer count now and at the last one, and the records held in memory (`resident`, what
+/// a checkpoint writes besides the accounts).
 ///
-/// A checkpoint writes the whole state, so its cost grows with the state; replay after a
-/// crash costs the entries since the last checkpoint. Waiting for an eighth of growth keeps
-/// checkpoint writes within about eight times the state's own growth, keeps replay within an
-/// eighth of the state (restart time), and makes checkpoints geometrically rarer as the state
-/// grows.
+/// Never with `interval_entries` 0 (only on request). Otherwise, once the transfers grew by
+/// at least an eighth of `resident` since the last checkpoint, and either
+/// `interval_entries` entries were applied or the growth reached `resident` (at least
+/// [`CHECKPOINT_GROWTH_MIN`]).
+///
+/// A checkpoint writes the resident state; replay after a crash costs the transfers since the
+/// last one. The eighth bounds checkpoint writes to about eight records per new transfer.
+/// The growth clause bounds replay when entries are large (batches of thousands of
+/// transfers reach few entries): with records spilled to transfer runs, `resident` is bounded
+/// by `transfers_memory_max`, so replay is bounded by it too, however long the history; with
+/// every record in memory, checkpoints come at each doubling.
 pub fn is_due(
     entries_since: u64,
     interval_entries: u64,
     transfers_now: usize,
     transfers_at_last: usize,
+    resident: usize,
 ) -> bool {
+    let growth = transfers_now.saturating_sub(transfers_at_last);
     interval_entries > 0
-        && entries_since >= interval_entries
-        && transfers_now.saturating_sub(transfers_at_last) >= transfers_now / 8
+        && growth >= resident / 8
+        && (entries_since >= interval_entries || growth >= resident.max(CHECKPOINT_GROWTH_MIN))
 }
 
 /// A checkpoint file found in a directory.

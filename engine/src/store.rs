@@ -391,6 +391,7 @@ impl Store {
             interval,
             transfers,
             self.transfers_at_checkpoint,
+            self.partition.resident_transfer_count(),
         ) {
             // The entries are durable and applied whatever happens here: a failed checkpoint
             // only costs replay time at the next restart, so it must not turn this

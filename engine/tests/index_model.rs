@@ -22,7 +22,7 @@ use tally_engine::command::{
     AccountFlags, Command, EntryPayload, NewAccount, NewLedger, NewTransfer, TransferFlags,
 };
 use tally_engine::index::{
-    Direction, HistoryEntry, HistoryQuery, Posting, PostingKind, Side, HOUR_NANOS,
+    Direction, HistoryEntry, HistoryQuery, Index, Posting, PostingKind, Side, HOUR_NANOS,
 };
 use tally_engine::outcome::Balances;
 use tally_engine::partition::Partition;
@@ -607,4 +607,74 @@ fn malformed_queries_are_errors() {
             .expect("account")
             .balances
     );
+}
+
+/// Past the run limit, the backstop merges the adjacent pair of runs with the smallest total
+/// size (never the newest run into an ever larger one): with size-tiering off and at most
+/// four runs, every flush goes through it, and every answer must still equal the model's.
+#[test]
+fn backstop_merges_bound_the_runs_and_keep_the_answers() {
+    for seed in seeds() {
+        println!("INDEX_SEED={seed}");
+        let payloads = workload(seed, 200);
+        let model = Model::new(&payloads);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut index, _) =
+            Index::open(dir.path(), PartitionId(1), LogIndex(u64::MAX), 3).expect("open index");
+        index.set_merge_limits(0, 4);
+        let mut partition = Partition::new();
+        partition.set_postings_enabled(true);
+        let mut postings = Vec::new();
+        let mut flushes = 0;
+        for (i, payload) in payloads.iter().enumerate() {
+            partition.apply(LogIndex(i as u64 + 1), payload);
+            postings.clear();
+            partition.drain_postings(&mut postings);
+            index.ingest(&postings, LogIndex(i as u64 + 1));
+            if index.wants_flush() {
+                index.flush().expect("flush");
+                flushes += 1;
+                assert!(
+                    index.run_count() <= 4,
+                    "seed {seed}: {} runs",
+                    index.run_count()
+                );
+            }
+        }
+        assert!(flushes > 20, "seed {seed}: only {flushes} flushes");
+        for account in (1..=ACCOUNTS).map(AccountId) {
+            let mut got = Vec::new();
+            let mut cursor = None;
+            loop {
+                let query = HistoryQuery {
+                    cursor,
+                    limit: 7,
+                    direction: Direction::OldestFirst,
+                    from: None,
+                    to: None,
+                };
+                let page = index.account_history(account, &query).expect("history");
+                got.extend(page.entries);
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            assert_eq!(
+                got,
+                model.history(account),
+                "seed {seed}: account {account}"
+            );
+            for entry in got.iter().step_by(5) {
+                let time = entry.timestamp.0;
+                assert_eq!(
+                    index
+                        .balance_at(account, Timestamp(time))
+                        .expect("balance_at"),
+                    model.balance_at(account, time),
+                    "seed {seed}: account {account} at {time}"
+                );
+            }
+        }
+    }
 }

@@ -636,6 +636,7 @@ impl Replica {
             interval,
             transfers,
             self.transfers_at_checkpoint,
+            self.partition.resident_transfer_count(),
         ) {
             self.entries_since_checkpoint = 0;
             self.transfers_at_checkpoint = transfers;

@@ -18,8 +18,10 @@
 //! ([`run`]) read through `memmap2`. An account's history is the concatenation of its blocks
 //! in every run (oldest first) and its in-memory part (an `AccountView`). Runs are merged
 //! size-tiered, like a binary counter: after a flush, the two newest runs are merged while
-//! the newer is at least as large as the older (or there are more than [`run::RUNS_MAX`]).
-//! Run sizes then at least halve from each run to the next newer one, so there
+//! the newer is at least as large as the older and the older is below
+//! [`MERGE_RUN_SIZE_MAX`]; past [`run::RUNS_MAX`] runs, the adjacent pair with the smallest
+//! total size is merged. Run sizes then at least halve from each run to the next newer one
+//! (up to the size cap), so there
 //! are O(log history) runs, a lookup touches that many parts, and each entry is rewritten
 //! O(log history) times over its life (rewriting everything at each merge would make the
 //! total write volume quadratic in the history).
@@ -313,6 +315,10 @@ pub struct Index {
     durable: LogIndex,
     /// Every posting of entries up to here has been ingested.
     covered: LogIndex,
+    /// Runs this large are not merged by size-tiering (see [`MERGE_RUN_SIZE_MAX`]).
+    merge_run_size_max: u64,
+    /// More runs than this are merged by the backstop (see [`run::RUNS_MAX`]).
+    runs_max: usize,
 }
 
 impl Index {
@@ -386,6 +392,8 @@ impl Index {
             memory_entries_max,
             durable,
             covered: durable,
+            merge_run_size_max: MERGE_RUN_SIZE_MAX,
+            runs_max: run::RUNS_MAX,
         };
         Ok((index, report))
     }
@@ -398,6 +406,15 @@ impl Index {
     /// How far postings have been ingested.
     pub fn covered(&self) -> LogIndex {
         self.covered
+    }
+
+    /// Changes the merge limits (defaults [`MERGE_RUN_SIZE_MAX`] and [`run::RUNS_MAX`]):
+    /// for tests that exercise the backstop without gigabytes of index.
+    #[doc(hidden)]
+    pub fn set_merge_limits(&mut self, merge_run_size_max: u64, runs_max: usize) {
+        assert!(runs_max >= 1);
+        self.merge_run_size_max = merge_run_size_max;
+        self.runs_max = runs_max;
     }
 
     /// How many run files are open.
@@ -496,27 +513,46 @@ impl Index {
         self.entries.clear();
         self.durable = last;
         // Size-tiered merging keeps the run count logarithmic, but a run that reached
-        // MERGE_RUN_SIZE_MAX is left alone (until the RUNS_MAX backstop): merges happen on the
-        // applying thread, and merging ever larger runs would pause apply ever longer.
-        while let [.., older, newer] = self.runs.as_slice() {
-            let small_enough = newer.size() < older.size() || older.size() >= MERGE_RUN_SIZE_MAX;
-            if small_enough && self.runs.len() <= run::RUNS_MAX {
+        // MERGE_RUN_SIZE_MAX is left alone: merges happen on the applying thread, and merging
+        // ever larger runs would pause apply ever longer. Past RUNS_MAX runs (queries visit
+        // every run), the backstop merges the adjacent pair with the smallest total size:
+        // never the newest run into an ever larger one (which would rewrite the whole tail
+        // at every flush), so the total work stays logarithmic per entry.
+        loop {
+            let n = self.runs.len();
+            if let [.., older, newer] = self.runs.as_slice() {
+                if newer.size() >= older.size() && older.size() < self.merge_run_size_max {
+                    self.merge_range(n - 2, 2)?;
+                    continue;
+                }
+            }
+            if n <= self.runs_max {
                 break;
             }
-            self.merge_newest(2)?;
+            let smallest = (0..n - 1)
+                .min_by_key(|&i| self.runs[i].size() + self.runs[i + 1].size())
+                .expect("more than RUNS_MAX runs");
+            self.merge_range(smallest, 2)?;
         }
         Ok(())
     }
 
-    /// Rewrites the newest `count` runs as one, then deletes their files.
-    fn merge_newest(&mut self, count: usize) -> Result<(), IndexError> {
-        assert!(count >= 2 && count <= self.runs.len(), "merge {count} runs");
-        let keep = self.runs.len() - count;
+    /// Rewrites the `count` adjacent runs from position `start` as one, then deletes their
+    /// files. The merged run covers their log ranges; a crash in between leaves both, and
+    /// `open` keeps the longer.
+    fn merge_range(&mut self, start: usize, count: usize) -> Result<(), IndexError> {
+        assert!(
+            count >= 2 && start + count <= self.runs.len(),
+            "merge {count} runs from {start} of {}",
+            self.runs.len()
+        );
+        let keep = start;
+        let end = start + count;
         let first = self.runs[keep].first();
-        let last = self.runs[self.runs.len() - 1].last();
+        let last = self.runs[end - 1].last();
         let mut accounts: std::collections::BTreeMap<AccountId, Vec<(&Run, Block)>> =
             std::collections::BTreeMap::new();
-        for run in &self.runs[keep..] {
+        for run in &self.runs[keep..end] {
             for (id, block) in run.blocks() {
                 accounts.entry(id).or_default().push((run, block));
             }
@@ -531,8 +567,7 @@ impl Index {
                 .map(|(id, blocks)| (id, AccountSource::Runs(blocks))),
         )?;
         let merged = Run::open_checked(&RunFile { first, last, path }, self.partition, false)?;
-        let old: Vec<Run> = self.runs.drain(keep..).collect();
-        self.runs.push(merged);
+        let old: Vec<Run> = self.runs.splice(keep..end, [merged]).collect();
         for run in old {
             let path = run.path().to_path_buf();
             drop(run);

@@ -45,8 +45,8 @@ pub const BUCKET_SIZE: usize = 112;
 pub const DIRECTORY_RECORD_SIZE: usize = 64;
 /// Largest run file we agree to open (a bound checked before mapping).
 pub const RUN_SIZE_MAX: u64 = 1 << 40;
-/// Beyond this many runs, the two newest are merged whatever their sizes (a backstop: the
-/// size-tiered policy keeps far fewer).
+/// Beyond this many runs, the adjacent pair with the smallest total size is merged whatever
+/// the size cap (a backstop: queries visit every run).
 pub const RUNS_MAX: usize = 32;
 
 const PREFIX: &str = "run-";
