@@ -428,11 +428,13 @@ impl Store {
             spills,
             self.config.checkpoints_kept,
         );
+        self.entries_since_checkpoint = 0;
+        self.transfers_at_checkpoint = self.partition.transfer_count();
+        // The checkpoint is durable whatever happens here: a file that cannot be deleted
+        // stays listed and is retried after the next checkpoint.
         self.partition
             .release_obsolete_transfer_runs(release)
             .map_err(StoreError::TransferRuns)?;
-        self.entries_since_checkpoint = 0;
-        self.transfers_at_checkpoint = self.partition.transfer_count();
         Ok(path)
     }
 
