@@ -451,14 +451,21 @@ impl Store {
         self.partition.transfer_spill_error()
     }
 
+    /// Waits for the per-account index's background merges, and any they lead to (tests).
+    pub fn settle_index(&mut self) -> Result<(), StoreError> {
+        Ok(self.index.settle()?)
+    }
+
     /// The per-account index (read-only).
     pub fn index(&self) -> &Index {
         &self.index
     }
 
-    /// The error of the last automatic index flush, if it failed.
+    /// The error of the last automatic index flush or background merge, if it failed.
     pub fn index_error(&self) -> Option<&str> {
-        self.index_error.as_deref()
+        self.index_error
+            .as_deref()
+            .or_else(|| self.index.merge_error())
     }
 
     /// One page of an account's history, with its balances after each entry (see

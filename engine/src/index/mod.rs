@@ -17,14 +17,14 @@
 //! `memory_entries_max`); [`Index::flush`] writes them as an immutable, checksummed run file
 //! ([`run`]) read through `memmap2`. An account's history is the concatenation of its blocks
 //! in every run (oldest first) and its in-memory part (an `AccountView`). Runs are merged
-//! size-tiered, like a binary counter: after a flush, the two newest runs are merged while
-//! the newer is at least as large as the older and the older is below
-//! [`MERGE_RUN_SIZE_MAX`]; past [`run::RUNS_MAX`] runs, the adjacent pair with the smallest
-//! total size is merged. Run sizes then at least halve from each run to the next newer one
-//! (up to the size cap), so there
-//! are O(log history) runs, a lookup touches that many parts, and each entry is rewritten
+//! size-tiered on background threads: [`MERGE_FANOUT`] adjacent runs of one size tier (a
+//! factor of 4 per tier, from [`MERGE_TIER_BASE`]) become one, and past [`run::RUNS_MAX`]
+//! runs the adjacent pair with the smallest total size is merged. So there are
+//! O(log history) runs, a lookup touches that many parts, and each entry is rewritten
 //! O(log history) times over its life (rewriting everything at each merge would make the
-//! total write volume quadratic in the history).
+//! total write volume quadratic in the history). The applying thread only writes the
+//! flushed run; a merge replaces its inputs when it is done (queries read the inputs until
+//! then), and a flush waits for merges only if they fall [`RUNS_HARD_MAX`] runs behind.
 //!
 //! # Queries and their cost
 //! Every query is a handful of binary searches over the view (by timestamp over entries, by
@@ -61,6 +61,7 @@ pub mod run;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use thiserror::Error;
@@ -80,9 +81,54 @@ pub const SERIES_HOURS_MAX: u64 = 24 * 400;
 /// Default bound of the in-memory part, in entries (128 bytes each, plus buckets).
 pub const MEMORY_ENTRIES_MAX_DEFAULT: usize = 1 << 17;
 
-/// Run files of at least this many bytes (about 512k entries) are not merged further (see
-/// `flush`).
-pub const MERGE_RUN_SIZE_MAX: u64 = 64 << 20;
+/// Size tiers of run files start here: tier 0 holds runs below 4 × this, tier `t` runs in
+/// `[this × 4^t, this × 4^(t+1))` (see `Index::start_merges`).
+pub const MERGE_TIER_BASE: u64 = 16 << 20;
+
+/// How many runs of one size tier are merged into one (size-tiered compaction).
+pub const MERGE_FANOUT: usize = 4;
+/// Most merges running at once: one large one (output over [`MERGE_LARGE_SIZE`]) and small
+/// ones beside it, so that the newest runs keep being merged while a large merge runs.
+pub const MERGES_MAX: usize = 2;
+/// A merge with a larger output is "large": at most one runs at a time.
+pub const MERGE_LARGE_SIZE: u64 = 256 << 20;
+/// Runs beyond which a flush waits for running merges (their count stays bounded even when
+/// merges fall behind the flushes).
+pub const RUNS_HARD_MAX: usize = 64;
+
+/// The size tier of a run of `size` bytes.
+fn tier_of(size: u64) -> u32 {
+    let mut tier = 0;
+    let mut bound = MERGE_TIER_BASE.saturating_mul(4);
+    while size >= bound {
+        tier += 1;
+        bound = bound.saturating_mul(4);
+    }
+    tier
+}
+
+/// Writes the merge of adjacent `inputs` (oldest first) as one run and opens it.
+fn merge_runs(dir: &Path, partition: PartitionId, inputs: &[Arc<Run>]) -> Result<Run, IndexError> {
+    let first = inputs[0].first();
+    let last = inputs[inputs.len() - 1].last();
+    let mut accounts: std::collections::BTreeMap<AccountId, Vec<(&Run, Block)>> =
+        std::collections::BTreeMap::new();
+    for run in inputs {
+        for (id, block) in run.blocks() {
+            accounts.entry(id).or_default().push((run, block));
+        }
+    }
+    let path = run::write(
+        dir,
+        partition,
+        first,
+        last,
+        accounts
+            .into_iter()
+            .map(|(id, blocks)| (id, AccountSource::Runs(blocks))),
+    )?;
+    Run::open_checked(&RunFile { first, last, path }, partition, false)
+}
 
 /// Why the index could not answer or persist.
 #[derive(Debug, Error)]
@@ -108,6 +154,9 @@ pub enum IndexError {
     /// The query is malformed (a limit out of range, a window that ends before it starts).
     #[error("invalid index query: {0}")]
     InvalidQuery(String),
+    /// A background merge failed (its inputs stay in use).
+    #[error("index merge failed: {0}")]
+    Merge(String),
 }
 
 impl IndexError {
@@ -129,6 +178,7 @@ impl IndexError {
                 reason: reason.clone(),
             },
             IndexError::InvalidQuery(reason) => IndexError::InvalidQuery(reason.clone()),
+            IndexError::Merge(reason) => IndexError::Merge(reason.clone()),
         }
     }
 
@@ -306,7 +356,11 @@ pub struct IndexOpenReport {
 pub struct Index {
     dir: PathBuf,
     partition: PartitionId,
-    runs: Vec<Run>,
+    runs: Vec<Arc<Run>>,
+    /// Merges running on background threads (at most [`MERGES_MAX`], disjoint ranges).
+    merges: Vec<Merging>,
+    /// The error of the last failed merge, if any (its inputs stay; retried later).
+    merge_error: Option<String>,
     /// Every in-memory entry, in apply order.
     entries: Vec<HistoryEntry>,
     memory: FxHashMap<AccountId, MemoryAccount>,
@@ -315,10 +369,28 @@ pub struct Index {
     durable: LogIndex,
     /// Every posting of entries up to here has been ingested.
     covered: LogIndex,
-    /// Runs this large are not merged by size-tiering (see [`MERGE_RUN_SIZE_MAX`]).
-    merge_run_size_max: u64,
+    /// Runs merged at once by size-tiering (see [`MERGE_FANOUT`]).
+    fanout: usize,
     /// More runs than this are merged by the backstop (see [`run::RUNS_MAX`]).
     runs_max: usize,
+}
+
+/// A merge of the runs covering `first..=last` into one, written on a background thread.
+struct Merging {
+    first: LogIndex,
+    last: LogIndex,
+    /// Whether its output exceeds [`MERGE_LARGE_SIZE`].
+    large: bool,
+    handle: std::thread::JoinHandle<Result<Run, IndexError>>,
+}
+
+impl Drop for Index {
+    /// Waits for running merges and installs them (deleting their inputs), so that no
+    /// thread writes into the directory after the index is gone (a reopened index would
+    /// race it) and the files left are the runs in use.
+    fn drop(&mut self) {
+        self.wait_for_merges();
+    }
 }
 
 impl Index {
@@ -337,7 +409,7 @@ impl Index {
             "in-memory positions are u32"
         );
         let mut report = IndexOpenReport::default();
-        let mut runs: Vec<Run> = Vec::new();
+        let mut runs: Vec<Arc<Run>> = Vec::new();
         let mut broken = false;
         // A crash while writing a run leaves its temporary file: never part of the chain.
         if let Ok(entries) = fs::read_dir(dir) {
@@ -367,7 +439,7 @@ impl Index {
             } else {
                 match Run::open(&file, partition) {
                     Ok(run) => {
-                        runs.push(run);
+                        runs.push(Arc::new(run));
                         None
                     }
                     Err(IndexError::Corrupt { reason, offset, .. }) => {
@@ -387,12 +459,14 @@ impl Index {
             dir: dir.to_path_buf(),
             partition,
             runs,
+            merges: Vec::new(),
+            merge_error: None,
             entries: Vec::new(),
             memory: FxHashMap::default(),
             memory_entries_max,
             durable,
             covered: durable,
-            merge_run_size_max: MERGE_RUN_SIZE_MAX,
+            fanout: MERGE_FANOUT,
             runs_max: run::RUNS_MAX,
         };
         Ok((index, report))
@@ -408,13 +482,35 @@ impl Index {
         self.covered
     }
 
-    /// Changes the merge limits (defaults [`MERGE_RUN_SIZE_MAX`] and [`run::RUNS_MAX`]):
-    /// for tests that exercise the backstop without gigabytes of index.
+    /// Changes the merge policy (defaults [`MERGE_FANOUT`] and [`run::RUNS_MAX`]; a fanout
+    /// of `usize::MAX` turns size-tiering off): for tests that exercise the backstop
+    /// without gigabytes of index.
     #[doc(hidden)]
-    pub fn set_merge_limits(&mut self, merge_run_size_max: u64, runs_max: usize) {
-        assert!(runs_max >= 1);
-        self.merge_run_size_max = merge_run_size_max;
+    pub fn set_merge_limits(&mut self, fanout: usize, runs_max: usize) {
+        assert!(fanout >= 2 && runs_max >= 2);
+        self.fanout = fanout;
         self.runs_max = runs_max;
+    }
+
+    /// The error of the last failed background merge, if any (its inputs stay in use and
+    /// the merge is tried again after a later flush).
+    pub fn merge_error(&self) -> Option<&str> {
+        self.merge_error.as_deref()
+    }
+
+    /// Waits for every running merge, installs the results, and repeats while the policy
+    /// wants more: afterwards the runs are as merged as the policy asks (tests, shutdown).
+    pub fn settle(&mut self) -> Result<(), IndexError> {
+        loop {
+            self.wait_for_merges();
+            if let Some(error) = &self.merge_error {
+                return Err(IndexError::Merge(error.clone()));
+            }
+            self.start_merges();
+            if self.merges.is_empty() {
+                return Ok(());
+            }
+        }
     }
 
     /// How many run files are open.
@@ -501,7 +597,7 @@ impl Index {
         )?;
         let file = RunFile { first, last, path };
         self.runs
-            .push(Run::open_checked(&file, self.partition, false)?);
+            .push(Arc::new(Run::open_checked(&file, self.partition, false)?));
         // Keep the vectors of accounts active in this round for the next one (their
         // allocations are reused instead of freed and faulted in again); forget the others.
         self.memory.retain(|_, account| {
@@ -512,74 +608,146 @@ impl Index {
         });
         self.entries.clear();
         self.durable = last;
-        // Size-tiered merging keeps the run count logarithmic, but a run that reached
-        // MERGE_RUN_SIZE_MAX is left alone: merges happen on the applying thread, and merging
-        // ever larger runs would pause apply ever longer. Past RUNS_MAX runs (queries visit
-        // every run), the backstop merges the adjacent pair with the smallest total size:
-        // never the newest run into an ever larger one (which would rewrite the whole tail
-        // at every flush), so the total work stays logarithmic per entry.
-        loop {
-            let n = self.runs.len();
-            if let [.., older, newer] = self.runs.as_slice() {
-                if newer.size() >= older.size() && older.size() < self.merge_run_size_max {
-                    self.merge_range(n - 2, 2)?;
-                    continue;
-                }
-            }
-            if n <= self.runs_max {
-                break;
-            }
-            let smallest = (0..n - 1)
-                .min_by_key(|&i| self.runs[i].size() + self.runs[i + 1].size())
-                .expect("more than RUNS_MAX runs");
-            self.merge_range(smallest, 2)?;
-        }
+        self.maintain();
         Ok(())
     }
 
-    /// Rewrites the `count` adjacent runs from position `start` as one, then deletes their
-    /// files. The merged run covers their log ranges; a crash in between leaves both, and
-    /// `open` keeps the longer.
-    fn merge_range(&mut self, start: usize, count: usize) -> Result<(), IndexError> {
-        assert!(
-            count >= 2 && start + count <= self.runs.len(),
-            "merge {count} runs from {start} of {}",
-            self.runs.len()
-        );
-        let keep = start;
-        let end = start + count;
-        let first = self.runs[keep].first();
-        let last = self.runs[end - 1].last();
-        let mut accounts: std::collections::BTreeMap<AccountId, Vec<(&Run, Block)>> =
-            std::collections::BTreeMap::new();
-        for run in &self.runs[keep..end] {
-            for (id, block) in run.blocks() {
-                accounts.entry(id).or_default().push((run, block));
+    /// Installs finished merges and starts the ones the policy wants. Past
+    /// [`RUNS_HARD_MAX`] runs, waits for running merges first.
+    fn maintain(&mut self) {
+        self.install_finished(false);
+        if self.runs.len() > RUNS_HARD_MAX {
+            self.wait_for_merges();
+        }
+        self.start_merges();
+    }
+
+    /// Waits for every running merge and installs the results.
+    fn wait_for_merges(&mut self) {
+        self.install_finished(true);
+    }
+
+    /// Installs the merges that finished (all of them, waiting, with `wait`): the merged
+    /// run replaces its inputs, whose files are then deleted. A failed merge leaves its
+    /// inputs and is kept in `merge_error`.
+    fn install_finished(&mut self, wait: bool) {
+        let mut i = 0;
+        while i < self.merges.len() {
+            if !wait && !self.merges[i].handle.is_finished() {
+                i += 1;
+                continue;
+            }
+            let merge = self.merges.swap_remove(i);
+            let result = match merge.handle.join() {
+                Ok(result) => result,
+                Err(_) => Err(IndexError::Merge("the merge thread panicked".into())),
+            };
+            match result {
+                Ok(merged) => {
+                    self.merge_error = None;
+                    let start = self.runs.iter().position(|r| r.first() == merge.first);
+                    let end = self.runs.iter().position(|r| r.last() == merge.last);
+                    let (Some(start), Some(end)) = (start, end) else {
+                        unreachable!("the inputs of a running merge are never replaced");
+                    };
+                    let old: Vec<Arc<Run>> =
+                        self.runs.splice(start..=end, [Arc::new(merged)]).collect();
+                    for run in old {
+                        let path = run.path().to_path_buf();
+                        drop(run);
+                        // A file left behind is deleted at the next open ("covered by a
+                        // merged run"); it costs disk space, never answers.
+                        if let Err(error) = fs::remove_file(&path) {
+                            self.merge_error = Some(format!(
+                                "cannot delete merged run {}: {error}",
+                                path.display()
+                            ));
+                        }
+                    }
+                }
+                Err(error) => self.merge_error = Some(error.to_string()),
             }
         }
-        let path = run::write(
-            &self.dir,
-            self.partition,
-            first,
-            last,
-            accounts
-                .into_iter()
-                .map(|(id, blocks)| (id, AccountSource::Runs(blocks))),
-        )?;
-        let merged = Run::open_checked(&RunFile { first, last, path }, self.partition, false)?;
-        let old: Vec<Run> = self.runs.splice(keep..end, [merged]).collect();
-        for run in old {
-            let path = run.path().to_path_buf();
-            drop(run);
-            fs::remove_file(&path).map_err(|source| IndexError::Io { path, source })?;
+    }
+
+    /// Starts the merges the policy wants, on background threads, up to [`MERGES_MAX`]
+    /// at once and one large one.
+    ///
+    /// Size-tiered: runs of one size tier (see [`MERGE_TIER_BASE`]) are merged
+    /// [`MERGE_FANOUT`] at a time, newest first, so each entry is rewritten about once per
+    /// tier: O(log history) times. Past [`run::RUNS_MAX`] runs (queries visit every run),
+    /// the adjacent pair with the smallest total size is merged (never the newest run into
+    /// an ever larger one, which would rewrite the whole tail at every flush). Merges run
+    /// on their own threads, so apply never waits for them unless they fall behind by
+    /// [`RUNS_HARD_MAX`] runs.
+    fn start_merges(&mut self) {
+        while self.merges.len() < MERGES_MAX {
+            let Some((start, end)) = self.next_merge() else {
+                return;
+            };
+            let inputs: Vec<Arc<Run>> = self.runs[start..end].to_vec();
+            let size: u64 = inputs.iter().map(|r| r.size()).sum();
+            let (dir, partition) = (self.dir.clone(), self.partition);
+            let first = inputs[0].first();
+            let last = inputs[inputs.len() - 1].last();
+            let spawned = std::thread::Builder::new()
+                .name(format!("index-merge-{partition}"))
+                .spawn(move || merge_runs(&dir, partition, &inputs));
+            match spawned {
+                Ok(handle) => self.merges.push(Merging {
+                    first,
+                    last,
+                    large: size > MERGE_LARGE_SIZE,
+                    handle,
+                }),
+                Err(error) => {
+                    self.merge_error = Some(format!("cannot start a merge thread: {error}"));
+                    return;
+                }
+            }
         }
-        Ok(())
+    }
+
+    /// The range of runs (`start..end`) to merge next, if any: none of them merging, and
+    /// not a second large merge.
+    fn next_merge(&self) -> Option<(usize, usize)> {
+        let busy = |i: usize| {
+            let run = &self.runs[i];
+            self.merges
+                .iter()
+                .any(|m| run.first() >= m.first && run.last() <= m.last)
+        };
+        let large_running = self.merges.iter().any(|m| m.large);
+        let allowed = |start: usize, end: usize| {
+            (start..end).all(|i| !busy(i))
+                && (!large_running
+                    || self.runs[start..end].iter().map(|r| r.size()).sum::<u64>()
+                        <= MERGE_LARGE_SIZE)
+        };
+        let n = self.runs.len();
+        if self.fanout <= n {
+            // Newest first: `fanout` adjacent runs of one tier.
+            let tier = |i: usize| tier_of(self.runs[i].size());
+            for end in (self.fanout..=n).rev() {
+                let start = end - self.fanout;
+                if (start..end).all(|i| tier(i) == tier(end - 1)) && allowed(start, end) {
+                    return Some((start, end));
+                }
+            }
+        }
+        if n > self.runs_max {
+            return (0..n - 1)
+                .filter(|&i| allowed(i, i + 2))
+                .min_by_key(|&i| self.runs[i].size() + self.runs[i + 1].size())
+                .map(|i| (i, i + 2));
+        }
+        None
     }
 
     /// The account's history as one sequence over runs and memory.
     fn view(&self, account: AccountId) -> AccountView<'_> {
         let mut parts = Vec::with_capacity(self.runs.len() + 1);
-        for run in &self.runs {
+        for run in self.runs.iter().map(|run| &**run) {
             if let Some(block) = run.block(account) {
                 parts.push(Part::Disk(run, block));
             }
