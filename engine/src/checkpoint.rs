@@ -23,11 +23,11 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::command::AccountFlags;
+use crate::command::{AccountFlags, TransferFlags};
 use crate::outcome::{Balances, TransferOutcome, TransferResult};
 use crate::partition::{
-    Account, HoldStatus, Ledger, Partition, PartitionBuilder, Snapshot, TransferKind,
-    TransferRecord,
+    Account, HoldStatus, Ledger, Memo, Partition, PartitionBuilder, Snapshot, TransferDetails,
+    TransferKind, TransferRecord,
 };
 use crate::transfer_runs::{TransferRunError, TransferRuns};
 use crate::types::{AccountId, LedgerId, LogIndex, PartitionId, Timestamp, TransferId};
@@ -35,8 +35,10 @@ use crate::types::{AccountId, LedgerId, LogIndex, PartitionId, Timestamp, Transf
 /// The first 8 bytes of every checkpoint.
 pub const CHECKPOINT_MAGIC: [u8; 8] = *b"TALLYCKP";
 /// Format version of checkpoints. Version 3 appends the transfer runs section (spill count,
-/// records on disk, their digest part, the refund overlay); version 2 appended the index's
-/// durable mark. Versions 1 and 2 are still read (durable to index 0, no transfer runs).
+/// records on disk, their digest part, the refund overlay) and gives each transfer record
+/// its details (code, flags, user data, memo); version 2 appended the index's durable mark.
+/// Versions 1 and 2 are refused as outdated: they lack the details, which only a replay of
+/// the log restores.
 pub const CHECKPOINT_VERSION: u16 = 3;
 /// Size of the checkpoint header in bytes.
 pub const CHECKPOINT_HEADER_SIZE: usize = 64;
@@ -435,6 +437,20 @@ pub(crate) fn encode_transfer_record(r: &TransferRecord, out: &mut Vec<u8>) {
         put_balances(out, &r.outcome.debit_balances);
         put_balances(out, &r.outcome.credit_balances);
     }
+    let d = &r.details;
+    if *d == TransferDetails::default() {
+        out.push(0);
+    } else {
+        out.push(1);
+        out.extend_from_slice(&d.code.to_le_bytes());
+        out.extend_from_slice(&d.flags.0.to_le_bytes());
+        put_varint(out, d.user_data_128);
+        put_varint(out, u128::from(d.user_data_64));
+        put_varint(out, u128::from(d.user_data_32));
+        let memo = d.memo.as_bytes();
+        out.push(memo.len() as u8);
+        out.extend_from_slice(memo);
+    }
 }
 
 /// Decodes a transfer record written by [`encode_transfer_record`], checking every tag.
@@ -472,6 +488,34 @@ fn decode_transfer_record(r: &mut Reader<'_>, id: TransferId) -> Result<Transfer
     } else {
         (Balances::default(), Balances::default())
     };
+    let details = match r.u8()? {
+        0 => TransferDetails::default(),
+        1 => {
+            let code = r.u16()?;
+            let flags = TransferFlags(r.u16()?);
+            let user_data_128 = r.varint()?;
+            let user_data_64 = u64::try_from(r.varint()?)
+                .map_err(|_| "user_data_64 overflows 64 bits".to_string())?;
+            let user_data_32 = u32::try_from(r.varint()?)
+                .map_err(|_| "user_data_32 overflows 32 bits".to_string())?;
+            let len = r.u8()? as usize;
+            let memo = Memo::new(r.take(len)?)
+                .ok_or_else(|| format!("memo of {len} bytes exceeds the maximum"))?;
+            let details = TransferDetails {
+                code,
+                flags,
+                user_data_128,
+                user_data_64,
+                user_data_32,
+                memo,
+            };
+            if details == TransferDetails::default() {
+                return Err("details tag 1 with empty details".into());
+            }
+            details
+        }
+        other => return Err(format!("bad details tag {other}")),
+    };
     Ok(TransferRecord {
         id,
         fingerprint,
@@ -490,6 +534,7 @@ fn decode_transfer_record(r: &mut Reader<'_>, id: TransferId) -> Result<Transfer
         },
         hold,
         refunded,
+        details,
     })
 }
 
@@ -627,7 +672,12 @@ fn decode_parts(bytes: &[u8], partition_id: PartitionId) -> Result<Decoded, Stri
         return Err("header checksum mismatch".into());
     }
     let version = h.u16()?;
-    if !(1..=CHECKPOINT_VERSION).contains(&version) {
+    if version == 1 || version == 2 {
+        return Err(format!(
+            "version {version} predates transfer details; the log is replayed instead"
+        ));
+    }
+    if version != CHECKPOINT_VERSION {
         return Err(format!("unknown version {version}"));
     }
     let reserved = h.u16()?;
@@ -705,42 +755,33 @@ fn decode_parts(bytes: &[u8], partition_id: PartitionId) -> Result<Decoded, Stri
         let record = decode_transfer_record(&mut r, id)?;
         builder.push_transfer(id, record)?;
     }
-    let index_durable = if version >= 2 {
-        LogIndex(r.u64()?)
-    } else {
-        LogIndex(0)
-    };
+    let index_durable = LogIndex(r.u64()?);
     if index_durable > applied_index {
         return Err(format!(
             "index durable to {index_durable}, beyond the applied index {applied_index}"
         ));
     }
-    let (spills, spilled_records, runs_digest, refund_overlay) = if version >= 3 {
-        let spills = r.u64()?;
-        let spilled_records = r.u64()?;
-        let runs_digest = r.u128()?;
-        if (spills == 0) != (spilled_records == 0) || (spills == 0 && runs_digest != 0) {
-            return Err(format!(
-                "{spills} spills but {spilled_records} records on disk (digest {runs_digest:x})"
-            ));
+    let spills = r.u64()?;
+    let spilled_records = r.u64()?;
+    let runs_digest = r.u128()?;
+    if (spills == 0) != (spilled_records == 0) || (spills == 0 && runs_digest != 0) {
+        return Err(format!(
+            "{spills} spills but {spilled_records} records on disk (digest {runs_digest:x})"
+        ));
+    }
+    let overlay_count = r.count(17)?;
+    let mut refund_overlay = Vec::with_capacity(overlay_count);
+    for _ in 0..overlay_count {
+        let id = TransferId(r.u128()?);
+        let refunded = r.varint()?;
+        if refund_overlay.last().is_some_and(|&(last, _)| last >= id) {
+            return Err(format!("refund overlay not sorted at transfer {id}"));
         }
-        let overlay_count = r.count(17)?;
-        let mut overlay = Vec::with_capacity(overlay_count);
-        for _ in 0..overlay_count {
-            let id = TransferId(r.u128()?);
-            let refunded = r.varint()?;
-            if overlay.last().is_some_and(|&(last, _)| last >= id) {
-                return Err(format!("refund overlay not sorted at transfer {id}"));
-            }
-            overlay.push((id, refunded));
-        }
-        if spills == 0 && !overlay.is_empty() {
-            return Err("a refund overlay without transfer runs".into());
-        }
-        (spills, spilled_records, runs_digest, overlay)
-    } else {
-        (0, 0, 0, Vec::new())
-    };
+        refund_overlay.push((id, refunded));
+    }
+    if spills == 0 && !refund_overlay.is_empty() {
+        return Err("a refund overlay without transfer runs".into());
+    }
     if r.pos != body.len() {
         return Err(format!("{} trailing bytes", body.len() - r.pos));
     }

@@ -65,7 +65,7 @@ use xxhash_rust::xxh3::xxh3_128;
 
 use crate::command::{
     encode_transfer, AccountFlags, Command, EntryPayload, NewAccount, NewLedger, NewTransfer,
-    TransferFlags, LEDGER_SCALE_MAX,
+    TransferFlags, LEDGER_SCALE_MAX, MEMO_SIZE_MAX,
 };
 use crate::index::{Posting, PostingKind, Side};
 use crate::outcome::{
@@ -171,6 +171,74 @@ pub struct TransferRecord {
     pub hold: HoldStatus,
     /// For refundable transfers: the total refunded so far.
     pub refunded: u128,
+    /// What the client sent for its own use (code, flags, user data, memo), returned by
+    /// lookups as sent.
+    pub details: TransferDetails,
+}
+
+/// The fields of a transfer the ledger keeps for the client without interpreting them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransferDetails {
+    /// The event's code.
+    pub code: u16,
+    /// The event's flags as sent.
+    pub flags: TransferFlags,
+    /// External reference.
+    pub user_data_128: u128,
+    /// External reference.
+    pub user_data_64: u64,
+    /// External reference.
+    pub user_data_32: u32,
+    /// The memo.
+    pub memo: Memo,
+}
+
+impl TransferDetails {
+    /// The details of an event as sent (its memo is at most [`MEMO_SIZE_MAX`] bytes:
+    /// validated before apply).
+    pub fn of(e: &NewTransfer) -> TransferDetails {
+        TransferDetails {
+            code: e.code,
+            flags: e.flags,
+            user_data_128: e.user_data_128,
+            user_data_64: e.user_data_64,
+            user_data_32: e.user_data_32,
+            memo: Memo::new(&e.memo).expect("memo length validated before apply"),
+        }
+    }
+}
+
+/// A memo of at most [`MEMO_SIZE_MAX`] bytes, stored inline.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub struct Memo {
+    len: u8,
+    bytes: [u8; MEMO_SIZE_MAX],
+}
+
+impl Memo {
+    /// The memo holding `bytes`, if they fit.
+    pub fn new(bytes: &[u8]) -> Option<Memo> {
+        if bytes.len() > MEMO_SIZE_MAX {
+            return None;
+        }
+        let mut memo = Memo {
+            len: bytes.len() as u8,
+            bytes: [0; MEMO_SIZE_MAX],
+        };
+        memo.bytes[..bytes.len()].copy_from_slice(bytes);
+        Some(memo)
+    }
+
+    /// Its bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+impl std::fmt::Debug for Memo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Memo({:?})", String::from_utf8_lossy(self.as_bytes()))
+    }
 }
 
 impl TransferRecord {
@@ -1204,6 +1272,7 @@ impl Partition {
                 outcome,
                 hold: HoldStatus::NotAHold,
                 refunded: 0,
+                details: TransferDetails::of(e),
             },
         );
     }
@@ -1323,6 +1392,7 @@ impl Partition {
                 HoldStatus::NotAHold
             },
             refunded: 0,
+            details: TransferDetails::of(e),
         };
         if let Some(deadline) = record.deadline() {
             self.insert_expiry(deadline, e.id);
@@ -1527,6 +1597,7 @@ impl Partition {
                 outcome,
                 hold: HoldStatus::NotAHold,
                 refunded: 0,
+                details: TransferDetails::of(e),
             },
         );
         self.record_postings(
@@ -1608,6 +1679,7 @@ impl Partition {
                 outcome,
                 hold: HoldStatus::NotAHold,
                 refunded: 0,
+                details: TransferDetails::of(e),
             },
         );
         self.record_postings(
@@ -2004,7 +2076,7 @@ fn hash_account_balances(a: &Account) -> u128 {
 }
 
 fn hash_transfer(id: TransferId, r: &TransferRecord) -> u128 {
-    let mut bytes = [0u8; 280];
+    let mut bytes = [0u8; 352];
     let mut w = Writer::new(&mut bytes);
     w.u8(b'T');
     w.u128(id.0);
@@ -2022,6 +2094,14 @@ fn hash_transfer(id: TransferId, r: &TransferRecord) -> u128 {
     w.balances(&r.outcome.credit_balances);
     w.u8(r.hold as u8);
     w.u128(r.refunded);
+    let d = &r.details;
+    w.u16(d.code);
+    w.u16(d.flags.0);
+    w.u128(d.user_data_128);
+    w.u64(d.user_data_64);
+    w.u32(d.user_data_32);
+    w.u8(d.memo.len);
+    w.put(d.memo.as_bytes());
     let len = w.pos;
     xxh3_128(&bytes[..len])
 }

@@ -50,8 +50,9 @@ use crate::types::{PartitionId, TransferId};
 
 /// The first 8 bytes of every transfer run file.
 pub const TRANSFER_RUN_MAGIC: [u8; 8] = *b"TALLYTTR";
-/// Format version of transfer run files.
-pub const TRANSFER_RUN_VERSION: u16 = 1;
+/// Format version of transfer run files (2: records carry their details; version 1 files are
+/// refused and rebuilt by replay).
+pub const TRANSFER_RUN_VERSION: u16 = 2;
 /// Size of the header in bytes.
 pub const TRANSFER_RUN_HEADER_SIZE: usize = 96;
 /// Size of one filter block in bytes (one cache line).
@@ -60,8 +61,10 @@ pub const FILTER_BLOCK_SIZE: usize = 64;
 pub const FILTER_BITS_PER_RECORD: u64 = 16;
 /// Bits set per id in its filter block.
 pub const FILTER_PROBES: u32 = 7;
-/// Largest record body (a failed record is shorter; balances are at most 8 varints of 19).
-pub const RECORD_BODY_SIZE_MAX: usize = 16 + 2 + 4 + 8 + 19 * 5 + 4 + 4 + 19 * 8;
+/// Largest record body (a failed record is shorter; balances are at most 8 varints of 19,
+/// details at most 72 bytes).
+pub const RECORD_BODY_SIZE_MAX: usize =
+    16 + 2 + 4 + 8 + 19 * 5 + 4 + 4 + 19 * 8 + 1 + 2 + 2 + 19 + 10 + 5 + 1 + 32;
 /// Largest run file we agree to open.
 pub const TRANSFER_RUN_SIZE_MAX: u64 = 1 << 40;
 /// Runs of at least this many records are not merged further (until [`RUNS_MAX`]).
@@ -818,6 +821,19 @@ mod tests {
             },
             hold: HoldStatus::NotAHold,
             refunded: 0,
+            // Every other record has details, to cover both encodings.
+            details: if id.is_multiple_of(2) {
+                crate::partition::TransferDetails {
+                    code: 7,
+                    flags: crate::command::TransferFlags(0),
+                    user_data_128: id << 64,
+                    user_data_64: 9,
+                    user_data_32: 3,
+                    memo: crate::partition::Memo::new(b"order 42").expect("short memo"),
+                }
+            } else {
+                crate::partition::TransferDetails::default()
+            },
         }
     }
 

@@ -108,6 +108,15 @@ fn workload(seed: u64, batches: usize) -> Vec<EntryPayload> {
                 }
                 _ => {}
             }
+            // Details the ledger keeps for the client: lookups must return them as sent,
+            // from memory, from transfer runs and after restarts.
+            if rng.below(3) == 0 {
+                t.code = rng.below(100) as u16;
+                t.user_data_128 = u128::from(rng.next()) << 64 | u128::from(rng.next());
+                t.user_data_64 = rng.next();
+                t.user_data_32 = rng.next() as u32;
+                t.memo = format!("order {next_id}").into_bytes();
+            }
             next_id += 1;
             transfers.push(t);
         }
@@ -418,9 +427,7 @@ fn spilled_transfers_survive_restarts() {
     );
     // Merges keep the number of runs logarithmic. The files they replaced are kept while a
     // kept checkpoint may need them: once both kept checkpoints name the current spills,
-    // only the runs themselves are left.
-    let runs = store.partition().transfer_runs().expect("runs").run_count();
-    assert!(runs <= 12, "{runs} runs");
+    // only the runs themselves are left. (The ticks expire holds, which may spill them.)
     for tick in 0..2 {
         let payload = EntryPayload {
             timestamp: Timestamp(u64::MAX / 2 + tick),
@@ -429,6 +436,8 @@ fn spilled_transfers_survive_restarts() {
         store.submit(&[payload]).expect("tick");
         store.checkpoint().expect("checkpoint");
     }
+    let runs = store.partition().transfer_runs().expect("runs").run_count();
+    assert!(runs <= 12, "{runs} runs");
     assert_eq!(run_files(dir.path()).len(), runs);
 }
 

@@ -105,9 +105,9 @@ pub fn account_out(a: &ep::Account, scale: u8) -> wt::Account {
     }
 }
 
-/// A recorded transfer to the wire. The engine does not keep code, flags, user data or memo
-/// of recorded transfers yet; they travel as zeros.
+/// A recorded transfer to the wire, with its code, flags, user data and memo as sent.
 pub fn transfer_out(r: &ep::TransferRecord, scale: u8) -> wt::Transfer {
+    let d = &r.details;
     wt::Transfer {
         id: wt::TransferId(r.id.0),
         kind: wc::TransferKind::from_code(r.kind as u32),
@@ -118,12 +118,12 @@ pub fn transfer_out(r: &ep::TransferRecord, scale: u8) -> wt::Transfer {
         amount: r.amount,
         reference: wt::TransferId(r.reference.0),
         timeout_s: r.timeout_s,
-        code: 0,
-        flags: wt::TransferFlags(0),
-        user_data_128: 0,
-        user_data_64: 0,
-        user_data_32: 0,
-        memo: Vec::new(),
+        code: d.code,
+        flags: wt::TransferFlags(d.flags.0),
+        user_data_128: d.user_data_128,
+        user_data_64: d.user_data_64,
+        user_data_32: d.user_data_32,
+        memo: d.memo.as_bytes().to_vec(),
         outcome: outcome(&r.outcome),
         hold: wc::HoldStatus::from_code(r.hold as u32),
         refunded: r.refunded,

@@ -108,11 +108,27 @@ fn operator_commands_create_and_show() {
     let out = ok(
         address,
         &[
-            "transfer", "--id", "10", "--from", "1", "--to", "2", "--amount", "10.50", "--ledger",
+            "transfer",
+            "--id",
+            "10",
+            "--from",
             "1",
+            "--to",
+            "2",
+            "--amount",
+            "10.50",
+            "--ledger",
+            "1",
+            "--user-data",
+            "77",
+            "--memo",
+            "order 77",
         ],
     );
     assert!(out.starts_with("transfer 10: Ok"), "{out}");
+    let shown = last_json_line(&ok(address, &["transfer", "show", "10", "--json"]));
+    assert_eq!(shown["user_data_128"], "77");
+    assert_eq!(shown["memo"], "order 77");
     assert!(out.contains("balance -10.50"), "{out}");
     assert!(out.contains("balance 10.50"), "{out}");
 
@@ -184,6 +200,21 @@ fn operator_commands_create_and_show() {
             "account", "create", "--id", "3", "--ledger", "1", "--limit", "5",
         ][..],
         &["transfer", "--from", "1", "--to", "2", "--amount", "1"][..],
+        &[
+            "transfer",
+            "--id",
+            "15",
+            "--from",
+            "1",
+            "--to",
+            "2",
+            "--amount",
+            "1",
+            "--ledger",
+            "1",
+            "--memo",
+            "a memo far longer than thirty-two bytes",
+        ][..],
         &["bench", "--batch-size", "9000"][..],
         &["bench", "--accounts", "0"][..],
         &["bench", "--distribution", "pareto"][..],

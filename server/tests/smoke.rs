@@ -38,15 +38,22 @@ fn single_node_serves_a_transfer() {
         .call(&CreateAccountsRequest::new(&[account(1), account(2)]))
         .expect("accounts");
     assert_eq!(accounts.results, vec![0, 0]);
-    let transfer = NewTransfer::plain(
+    let mut transfer = NewTransfer::plain(
         TransferId(7),
         AccountId(1),
         AccountId(2),
         Decimal::new(1050, 2),
         LedgerId(1),
     );
+    transfer.code = 12;
+    transfer.user_data_128 = 0xFEED_0000_0000_0000_0000_0000_0000_BEEF;
+    transfer.user_data_64 = 64;
+    transfer.user_data_32 = 32;
+    transfer.memo = b"sword of dawn".to_vec();
     let outcomes: CreateTransfersResponse = raw
-        .call(&CreateTransfersRequest::new(&[transfer]))
+        .call(&CreateTransfersRequest::new(std::slice::from_ref(
+            &transfer,
+        )))
         .expect("transfer");
     let outcomes = outcomes.to_outcomes().expect("outcomes");
     assert_eq!(outcomes[0].result.code(), 0);
@@ -60,6 +67,18 @@ fn single_node_serves_a_transfer() {
             .credits_posted,
         1050
     );
+    // A lookup returns what the client sent, details included.
+    let found: LookupTransfersResponse = raw
+        .call(&LookupTransfersRequest::new(&[TransferId(7)]))
+        .expect("lookup transfer");
+    let found = found.to_transfers().expect("transfers");
+    assert_eq!(found.len(), 1);
+    let t = &found[0];
+    assert_eq!(t.amount, 1050);
+    assert_eq!(t.code, 12);
+    assert_eq!(t.user_data_128, transfer.user_data_128);
+    assert_eq!((t.user_data_64, t.user_data_32), (64, 32));
+    assert_eq!(t.memo, b"sword of dawn");
 }
 
 #[test]

@@ -135,8 +135,25 @@ pub struct TransferArgs {
     /// The application's classification.
     #[arg(long, default_value_t = 1)]
     code: u16,
+    /// External reference (e.g. an order id), stored in `user_data_128`.
+    #[arg(long, value_parser = parse_id_or_zero, default_value = "0")]
+    user_data: u128,
+    /// A short note, at most 32 bytes, returned by lookups.
+    #[arg(long, default_value = "", value_parser = parse_memo)]
+    memo: String,
     #[command(flatten)]
     connection: Connection,
+}
+
+fn parse_memo(text: &str) -> Result<String, String> {
+    if text.len() > tally_client::wire::MEMO_SIZE_MAX {
+        return Err(format!(
+            "{} bytes; a memo holds at most {}",
+            text.len(),
+            tally_client::wire::MEMO_SIZE_MAX
+        ));
+    }
+    Ok(text.to_string())
 }
 
 /// `tally transfer show`
@@ -464,6 +481,10 @@ fn print_transfer(transfer: &Transfer, json: bool) {
             "timeout_s": transfer.timeout_s,
             "code": transfer.code,
             "flags": transfer_flag_names(transfer.flags),
+            "user_data_128": transfer.user_data_128.to_string(),
+            "user_data_64": transfer.user_data_64.to_string(),
+            "user_data_32": transfer.user_data_32,
+            "memo": String::from_utf8_lossy(&transfer.memo),
             "hold": transfer.hold.name(),
             "refunded": format_minor(transfer.refunded, scale),
             "timestamp": transfer.outcome.timestamp.0,
@@ -493,6 +514,15 @@ fn print_transfer(transfer: &Transfer, json: bool) {
         format_minor(transfer.refunded, scale),
         reference.map_or_else(String::new, |r| format!(", reference {r}"))
     );
+    if transfer.user_data_128 != 0 || transfer.user_data_64 != 0 || transfer.user_data_32 != 0 {
+        println!(
+            "  user data {} / {} / {}",
+            transfer.user_data_128, transfer.user_data_64, transfer.user_data_32
+        );
+    }
+    if !transfer.memo.is_empty() {
+        println!("  memo {:?}", String::from_utf8_lossy(&transfer.memo));
+    }
 }
 
 async fn transfer_show(connection: &Connection, ids: Vec<u128>) -> Result<(), String> {
@@ -532,6 +562,8 @@ impl TransferArgs {
             LedgerId(self.ledger.unwrap_or(0)),
         );
         transfer.code = self.code;
+        transfer.user_data_128 = self.user_data;
+        transfer.memo = self.memo.as_bytes().to_vec();
         if self.pending {
             transfer.flags = TransferFlags(TransferFlags::PENDING);
             transfer.timeout_s = self.timeout_s.unwrap_or(0);
