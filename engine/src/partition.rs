@@ -45,7 +45,8 @@
 //! # Transfers on disk
 //! A partition built with [`Partition::with_transfer_runs`] keeps at most about
 //! `transfers_memory_max` transfer records in memory, plus every pending hold, and spills
-//! older ones to [`crate::transfer_runs`] after an entry is applied (never inside a chain).
+//! older ones to [`crate::transfer_runs`] after an entry is applied (never inside a chain):
+//! written on a background thread, installed by a later entry (see `maybe_spill`).
 //! A record on disk never changes; a later refund of it goes to an in-memory overlay
 //! (id → total refunded) that every read applies. Lookups answer the same from memory or
 //! disk, and the digest covers every record wherever it lives: spilling does not change it.
@@ -71,7 +72,7 @@ use crate::index::{Posting, PostingKind, Side};
 use crate::outcome::{
     AccountResult, Balances, LedgerResult, Outcome, TransferOutcome, TransferResult,
 };
-use crate::transfer_runs::{Batch, TransferRuns};
+use crate::transfer_runs::{Batch, SpillWriter, TransferRun, TransferRuns};
 use crate::types::{AccountId, LedgerId, LogIndex, Timestamp, TransferId};
 
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
@@ -311,6 +312,17 @@ impl Records {
         (first..self.len).map(|slot| self.get(slot))
     }
 
+    /// A share of the records in slots below `end` (the chunks holding them): unlike a whole
+    /// clone, it does not share the newest chunk, so appends go on without copying it
+    /// (unless `end` falls in it).
+    fn share_below(&self, end: u64) -> Records {
+        let chunks = (end.div_ceil(Self::CHUNK_LEN as u64) as usize).min(self.chunks.len());
+        Records {
+            chunks: self.chunks[..chunks].to_vec(),
+            len: end.min(self.len),
+        }
+    }
+
     /// Frees every chunk wholly below `slot` (their slots must never be read again).
     fn forget_before(&mut self, slot: u64) {
         let whole = ((slot / Self::CHUNK_LEN as u64) as usize).min(self.chunks.len());
@@ -495,6 +507,62 @@ pub struct Partition {
     refunded_overlay: FxHashMap<TransferId, u128>,
     /// The error of the last failed spill, if any (records stay in memory; retried).
     spill_error: Option<String>,
+    /// The spill being written on a background thread, if any.
+    spill_in_flight: Option<SpillInFlight>,
+}
+
+/// A spill of the records in slots below `end` being written on a background thread.
+struct SpillInFlight {
+    end: u64,
+    handle: std::thread::JoinHandle<Result<WrittenSpill, String>>,
+}
+
+/// What a spill thread wrote: every record it spilled as (id, slot, refunded total as
+/// written), and the run with its ids in id order (none if every record in range was a
+/// pending hold).
+type WrittenSpill = (
+    Vec<(TransferId, u64, u128)>,
+    Option<(TransferRun, Vec<TransferId>)>,
+);
+
+impl Drop for Partition {
+    /// Waits for a spill being written, so that no thread writes into the runs directory
+    /// after the partition is gone (a partition reopened on it would race it).
+    fn drop(&mut self) {
+        if let Some(flight) = self.spill_in_flight.take() {
+            let _ = flight.handle.join();
+        }
+    }
+}
+
+/// Chooses the records of slots `start..end` that can be spilled (all but pending holds),
+/// sorts them by id, and writes them as the next run (on a spill thread).
+fn write_spill(
+    writer: &SpillWriter,
+    records: &Records,
+    start: u64,
+    end: u64,
+) -> Result<WrittenSpill, String> {
+    // Sort (id, slot) pairs rather than the records themselves.
+    let mut spilled: Vec<(TransferId, u64, u128)> = (start..end)
+        .map(|slot| (slot, records.get(slot)))
+        .filter(|(_, record)| record.hold != HoldStatus::Pending)
+        .map(|(slot, record)| (record.id, slot, record.refunded))
+        .collect();
+    if spilled.is_empty() {
+        return Ok((spilled, None));
+    }
+    spilled.sort_unstable_by_key(|&(id, _, _)| id);
+    let digest = spilled.iter().fold(0u128, |sum, &(id, slot, _)| {
+        sum.wrapping_add(hash_transfer(id, records.get(slot)))
+    });
+    let batch = Batch::new(
+        spilled.iter().map(|&(_, slot, _)| records.get(slot)),
+        digest,
+    );
+    let run = writer.write(&batch).map_err(|e| e.to_string())?;
+    let ids = spilled.iter().map(|&(id, _, _)| id).collect();
+    Ok((spilled, Some((run, ids))))
 }
 
 impl Default for Partition {
@@ -526,6 +594,7 @@ impl Partition {
             spilled_prefix: 0,
             refunded_overlay: FxHashMap::default(),
             spill_error: None,
+            spill_in_flight: None,
         }
     }
 
@@ -813,58 +882,98 @@ impl Partition {
     }
 
     /// Spills the oldest records that can no longer change once more than
-    /// `transfers_memory_max` plus one batch (an eighth of the bound, at least 4) are in
+    /// `transfers_memory_max` plus one batch (an eighth of the bound, 4 to 2^17) are in
     /// memory, down to the bound. Pending holds stay in memory: they move to the newest
-    /// slots. Runs on the applying thread, between entries; the write is one batch.
+    /// slots.
+    ///
+    /// The batch is chosen, sorted, encoded and written (with its fsync) on a background
+    /// thread from a copy-on-write share of the records; the records stay in memory and
+    /// answer lookups until the run is durable and installed here, between entries, by a
+    /// later call. A record refunded meanwhile carries its new refunded total into the
+    /// refund overlay at install. One spill at a time; if the records in memory reach two
+    /// batches over the bound while one is written, this waits for it.
     fn maybe_spill(&mut self) {
-        let Some(runs) = &mut self.runs else { return };
+        if self.runs.is_none() {
+            return;
+        }
         let max = self.transfers_memory_max as u64;
         let batch_len = (max / 8).clamp(4, 1 << 17);
+        if let Some(flight) = &self.spill_in_flight {
+            let resident = self.records.len() - self.spilled_prefix;
+            if !flight.handle.is_finished() && resident < max.saturating_add(2 * batch_len) {
+                return;
+            }
+            self.finish_spill();
+        }
         let resident = self.records.len() - self.spilled_prefix;
         if resident < max.saturating_add(batch_len) {
             return;
         }
-        let end = self.records.len() - max;
-        // Sort (id, slot) pairs rather than the records themselves (24 bytes, not 280).
-        let mut spilled: Vec<(TransferId, u64)> =
-            Vec::with_capacity((end - self.spilled_prefix) as usize);
-        let mut kept = Vec::new();
-        for slot in self.spilled_prefix..end {
-            let record = self.records.get(slot);
-            assert_eq!(
-                self.transfers.get(&record.id),
-                Some(&slot),
-                "stale slot {slot}"
-            );
-            if record.hold == HoldStatus::Pending {
-                kept.push(*record);
-            } else {
-                spilled.push((record.id, slot));
-            }
+        let Some(runs) = &self.runs else { return };
+        let writer = runs.writer();
+        let (start, end) = (self.spilled_prefix, self.records.len() - max);
+        let records = self.records.share_below(end);
+        let spawned = std::thread::Builder::new()
+            .name("transfer-spill".into())
+            .spawn(move || write_spill(&writer, &records, start, end));
+        match spawned {
+            Ok(handle) => self.spill_in_flight = Some(SpillInFlight { end, handle }),
+            Err(e) => self.spill_error = Some(format!("cannot start a spill thread: {e}")),
         }
-        if !spilled.is_empty() {
-            spilled.sort_unstable_by_key(|&(id, _)| id);
-            let records = &self.records;
-            let digest = spilled.iter().fold(0u128, |sum, &(id, slot)| {
-                sum.wrapping_add(hash_transfer(id, records.get(slot)))
-            });
-            let batch = Batch::new(spilled.iter().map(|&(_, slot)| records.get(slot)), digest);
-            if let Err(e) = runs.spill(&batch) {
+    }
+
+    /// Waits for the spill being written, if any, and installs it (tests, and before the
+    /// partition is checkpointed and restored in one process).
+    pub fn finish_spill(&mut self) {
+        let Some(flight) = self.spill_in_flight.take() else {
+            return;
+        };
+        assert!(self.undo.is_none(), "spill installed inside a linked chain");
+        let written = match flight.handle.join() {
+            Ok(result) => result,
+            Err(_) => Err("the spill thread panicked".to_string()),
+        };
+        let (spilled, run) = match written {
+            Ok(written) => written,
+            Err(e) => {
                 // Nothing changed: the records stay in memory and the spill is retried
                 // after the next entry. Memory grows, answers do not change.
-                self.spill_error = Some(e.to_string());
+                self.spill_error = Some(e);
                 return;
             }
-            self.spill_error = None;
+        };
+        self.spill_error = None;
+        let end = flight.end;
+        let runs = self.runs.as_mut().expect("a spill without runs");
+        if let Some((run, ids)) = run {
+            runs.install(run, &ids);
         }
-        for (id, _) in &spilled {
-            assert!(self.transfers.remove(id).is_some());
+        for &(id, slot, refunded) in &spilled {
+            assert_eq!(
+                self.transfers.remove(&id),
+                Some(slot),
+                "spilled transfer {id} moved from its slot"
+            );
+            let now = self.records.get(slot);
+            assert_ne!(
+                now.hold,
+                HoldStatus::Pending,
+                "a spilled record became pending"
+            );
+            if now.refunded != refunded {
+                // Refunded while its run was written: the run has the old total.
+                self.refunded_overlay.insert(id, now.refunded);
+            }
+        }
+        // What stays: pending holds (at the scan), moved to the newest slots.
+        for slot in self.spilled_prefix..end {
+            let record = *self.records.get(slot);
+            if self.transfers.get(&record.id) == Some(&slot) {
+                let new_slot = self.records.push(record);
+                self.transfers.insert(record.id, new_slot);
+            }
         }
         self.spilled_prefix = end;
-        for record in kept {
-            let slot = self.records.push(record);
-            self.transfers.insert(record.id, slot);
-        }
         self.records.forget_before(end);
     }
 

@@ -302,6 +302,12 @@ impl Store {
             .partition
             .transfer_runs()
             .map_or(0, TransferRuns::record_count);
+        if !report.checkpoints_rejected.is_empty() {
+            // Recovered from damage: a fresh checkpoint keeps the next start from paying the
+            // same fallback again (replay rewrites transfer runs, so the rejected
+            // checkpoints may never match them again). A failure only costs that time.
+            store.checkpoint_error = store.checkpoint().err().map(|e| e.to_string());
+        }
         Ok((store, report))
     }
 
@@ -451,8 +457,10 @@ impl Store {
         self.partition.transfer_spill_error()
     }
 
-    /// Waits for the per-account index's background merges, and any they lead to (tests).
-    pub fn settle_index(&mut self) -> Result<(), StoreError> {
+    /// Waits for the background work: the per-account index's merges (and any they lead
+    /// to) and a spill of transfer records being written (tests).
+    pub fn settle(&mut self) -> Result<(), StoreError> {
+        self.partition.finish_spill();
         Ok(self.index.settle()?)
     }
 

@@ -32,9 +32,10 @@
 //! disk without reading them.
 //!
 //! # Deliberate omissions
-//! Spills and merges run on the applying thread (a spill writes at most one batch of
-//! records; a merge at most twice [`MERGE_RECORDS_MAX`]). The id-hash set is rebuilt from the
-//! runs' id sections at open, which reads 16 bytes per record on disk.
+//! A spill is written on a background thread ([`SpillWriter`]); merges run where a spill is
+//! installed, on the applying thread (at most twice [`MERGE_RECORDS_MAX`] records). The
+//! id-hash set is rebuilt from the runs' id sections at open, which reads 16 bytes per record
+//! on disk.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
@@ -541,6 +542,28 @@ fn write(
     Ok(TransferRunFile { first, last, path })
 }
 
+/// Writes one spill's run file; may run on another thread (see [`TransferRuns::writer`]).
+pub(crate) struct SpillWriter {
+    dir: PathBuf,
+    partition: PartitionId,
+    seq: u64,
+}
+
+impl SpillWriter {
+    /// Writes `batch` as the run of this spill, durable, and opens it.
+    pub(crate) fn write(&self, batch: &Batch) -> Result<TransferRun, TransferRunError> {
+        let file = write(
+            &self.dir,
+            self.partition,
+            self.seq,
+            self.seq,
+            &[Source::Batch(batch)],
+            batch.digest,
+        )?;
+        TransferRun::open(&file, self.partition, false)
+    }
+}
+
 /// The transfer runs of one partition, plus the set of hashes of every id they hold.
 pub struct TransferRuns {
     dir: PathBuf,
@@ -674,21 +697,33 @@ impl TransferRuns {
     /// Writes `batch` as the next spill, then merges runs; returns when the new run is
     /// durable. On an error nothing changed. A failed merge is not an error of the spill: it
     /// keeps its inputs, is kept in [`TransferRuns::merge_error`] and retried next time.
+    #[cfg(test)]
     pub(crate) fn spill(&mut self, batch: &Batch) -> Result<(), TransferRunError> {
-        let seq = self.spills + 1;
-        let file = write(
-            &self.dir,
-            self.partition,
-            seq,
-            seq,
-            &[Source::Batch(batch)],
-            batch.digest,
-        )?;
-        let run = TransferRun::open(&file, self.partition, false)?;
+        let run = self.writer().write(batch)?;
+        self.install(run, &batch.ids);
+        Ok(())
+    }
+
+    /// What writing the next spill needs, to do it on another thread
+    /// ([`SpillWriter::write`]) and [`TransferRuns::install`] the result.
+    pub(crate) fn writer(&self) -> SpillWriter {
+        SpillWriter {
+            dir: self.dir.clone(),
+            partition: self.partition,
+            seq: self.spills + 1,
+        }
+    }
+
+    /// Adds the run of the next spill (written by [`SpillWriter::write`]) holding `ids`,
+    /// then merges runs. A failed merge keeps its inputs and is kept in
+    /// [`TransferRuns::merge_error`].
+    pub(crate) fn install(&mut self, run: TransferRun, ids: &[TransferId]) {
+        assert_eq!(run.first, self.spills + 1, "spills installed out of order");
+        assert_eq!(run.count, ids.len() as u64);
+        self.spills = run.last;
         self.runs.push(run);
-        self.spills = seq;
-        self.record_count += batch.ids.len() as u64;
-        for &id in &batch.ids {
+        self.record_count += ids.len() as u64;
+        for &id in ids {
             self.ids.insert(id_hash(id));
         }
         while let [.., older, newer] = self.runs.as_slice() {
@@ -701,7 +736,6 @@ impl TransferRuns {
                 break;
             }
         }
-        Ok(())
     }
 
     fn merge_newest_two(&mut self) -> Result<(), TransferRunError> {

@@ -449,7 +449,7 @@ fn queries_match_a_brute_force_scan() {
         let dir = tempfile::tempdir().expect("tempdir");
         // Tiny memory bound: many runs, merges, hours split across runs.
         let mut store = build(dir.path(), &payloads, 1 + (seed % 13) as usize);
-        store.settle_index().expect("settle the index's merges");
+        store.settle().expect("settle the index's merges");
         assert!(
             store.index().run_count() >= 1,
             "seed {seed}: no run file written"
