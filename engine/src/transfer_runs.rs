@@ -68,7 +68,8 @@ pub const RECORD_BODY_SIZE_MAX: usize =
     16 + 2 + 4 + 8 + 19 * 5 + 4 + 4 + 19 * 8 + 1 + 2 + 2 + 19 + 10 + 5 + 1 + 32;
 /// Largest run file we agree to open.
 pub const TRANSFER_RUN_SIZE_MAX: u64 = 1 << 40;
-/// Runs of at least this many records are not merged further (until [`RUNS_MAX`]).
+/// Runs of at least this many records are not merged further (until [`RUNS_MAX`], past
+/// which the adjacent pair with the fewest records is merged).
 pub const MERGE_RECORDS_MAX: u64 = 1 << 19;
 /// Default bound of the transfer records a partition keeps in memory (about 420 MB: 352-byte records plus the id map).
 pub const TRANSFERS_MEMORY_MAX_DEFAULT: usize = 1 << 20;
@@ -581,6 +582,9 @@ pub struct TransferRuns {
     keep_merged: bool,
     /// The last merge error, if a merge failed (its inputs stay in use; retried next spill).
     merge_error: Option<String>,
+    /// [`MERGE_RECORDS_MAX`] and [`RUNS_MAX`] (changed by tests only).
+    merge_records_max: u64,
+    runs_max: usize,
 }
 
 impl TransferRuns {
@@ -644,6 +648,8 @@ impl TransferRuns {
             obsolete: Vec::new(),
             keep_merged,
             merge_error: None,
+            merge_records_max: MERGE_RECORDS_MAX,
+            runs_max: RUNS_MAX,
         })
     }
 
@@ -726,22 +732,33 @@ impl TransferRuns {
         for &id in ids {
             self.ids.insert(id_hash(id));
         }
-        while let [.., older, newer] = self.runs.as_slice() {
-            let small_enough = newer.count < older.count || older.count >= MERGE_RECORDS_MAX;
-            if small_enough && self.runs.len() <= RUNS_MAX {
-                break;
-            }
-            if let Err(e) = self.merge_newest_two() {
+        // Size-tiered up to MERGE_RECORDS_MAX; past RUNS_MAX runs, the adjacent pair with
+        // the fewest records (never the newest into an ever larger tail, which would rewrite
+        // it at every spill).
+        loop {
+            let n = self.runs.len();
+            let pair = match self.runs.as_slice() {
+                [.., older, newer]
+                    if newer.count >= older.count && older.count < self.merge_records_max =>
+                {
+                    n - 2
+                }
+                _ if n > self.runs_max => (0..n - 1)
+                    .min_by_key(|&i| self.runs[i].count + self.runs[i + 1].count)
+                    .expect("more than RUNS_MAX runs"),
+                _ => break,
+            };
+            if let Err(e) = self.merge_pair(pair) {
                 self.merge_error = Some(e.to_string());
                 break;
             }
         }
     }
 
-    fn merge_newest_two(&mut self) -> Result<(), TransferRunError> {
-        let n = self.runs.len();
-        assert!(n >= 2);
-        let (older, newer) = (&self.runs[n - 2], &self.runs[n - 1]);
+    /// Merges the adjacent runs at `i` and `i + 1` into one.
+    fn merge_pair(&mut self, i: usize) -> Result<(), TransferRunError> {
+        assert!(i + 1 < self.runs.len());
+        let (older, newer) = (&self.runs[i], &self.runs[i + 1]);
         let file = write(
             &self.dir,
             self.partition,
@@ -752,8 +769,7 @@ impl TransferRuns {
         )?;
         let merged = TransferRun::open(&file, self.partition, false)?;
         assert_eq!(merged.count, older.count + newer.count);
-        let old: Vec<TransferRun> = self.runs.drain(n - 2..).collect();
-        self.runs.push(merged);
+        let old: Vec<TransferRun> = self.runs.splice(i..i + 2, [merged]).collect();
         for run in old {
             let path = run.path.clone();
             drop(run);
@@ -874,6 +890,37 @@ mod tests {
     fn spill_ids(runs: &mut TransferRuns, ids: &[u128]) {
         let records: Vec<TransferRecord> = ids.iter().map(|&id| record(id)).collect();
         runs.spill(&Batch::new(records.iter(), 5)).expect("spill");
+    }
+
+    #[test]
+    fn the_backstop_merges_the_smallest_adjacent_pair() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut runs = TransferRuns::open(dir.path(), PartitionId(3), 0, false).expect("open");
+        // No size-tiering, at most four runs: every spill past the fourth goes through the
+        // backstop.
+        runs.merge_records_max = 1;
+        runs.runs_max = 4;
+        let ids: Vec<u128> = (1..=40).map(|i| i * 1000 + (i % 7)).collect();
+        for chunk in ids.chunks(2) {
+            spill_ids(&mut runs, chunk);
+            assert!(runs.run_count() <= 4, "{} runs", runs.run_count());
+        }
+        for &id in &ids {
+            let record = runs.get(TransferId(id)).expect("read").expect("present");
+            assert_eq!(record, self::record(id));
+        }
+        // The backstop merges the smallest adjacent pair, so the newest run does not absorb
+        // every spill (as merging the newest two would make it).
+        let newest = runs.runs().last().map_or(0, |r| r.count());
+        assert!(
+            newest < ids.len() as u64 / 2,
+            "the newest run holds {newest}"
+        );
+        let spills = runs.spills();
+        drop(runs);
+        let reopened =
+            TransferRuns::open(dir.path(), PartitionId(3), spills, false).expect("reopen");
+        assert_eq!(reopened.record_count(), ids.len() as u64);
     }
 
     #[test]
