@@ -71,7 +71,8 @@ pub const TRANSFER_RUN_SIZE_MAX: u64 = 1 << 40;
 /// Runs of at least this many records are not merged further (until [`RUNS_MAX`], past
 /// which the adjacent pair with the fewest records is merged).
 pub const MERGE_RECORDS_MAX: u64 = 1 << 19;
-/// Default bound of the transfer records a partition keeps in memory (about 420 MB: 352-byte records plus the id map).
+/// Default bound of the transfer records a partition keeps in memory (about 420 MB: 352-byte
+/// records plus the id map).
 pub const TRANSFERS_MEMORY_MAX_DEFAULT: usize = 1 << 20;
 /// Beyond this many runs the two newest are merged whatever their sizes.
 pub const RUNS_MAX: usize = 512;
