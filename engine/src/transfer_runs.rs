@@ -32,7 +32,7 @@
 //! disk without reading them.
 //!
 //! # Deliberate omissions
-//! A spill is written on a background thread ([`SpillWriter`]); merges run where a spill is
+//! A spill is written on a background thread (`SpillWriter`); merges run where a spill is
 //! installed, on the applying thread (at most twice [`MERGE_RECORDS_MAX`] records). The
 //! id-hash set is rebuilt from the runs' id sections at open, which reads 16 bytes per record
 //! on disk.
