@@ -72,7 +72,7 @@ use crate::index::{Posting, PostingKind, Side};
 use crate::outcome::{
     AccountResult, Balances, LedgerResult, Outcome, TransferOutcome, TransferResult,
 };
-use crate::transfer_runs::{Batch, SpillWriter, TransferRun, TransferRuns};
+use crate::transfer_runs::{Batch, SpillWriter, TransferRuns, WrittenRuns};
 use crate::types::{AccountId, LedgerId, LogIndex, Timestamp, TransferId};
 
 const NANOS_PER_SECOND: u64 = 1_000_000_000;
@@ -522,7 +522,7 @@ struct SpillInFlight {
 /// pending hold).
 type WrittenSpill = (
     Vec<(TransferId, u64, u128)>,
-    Option<(TransferRun, Vec<TransferId>)>,
+    Option<(WrittenRuns, Vec<TransferId>)>,
 );
 
 impl Drop for Partition {

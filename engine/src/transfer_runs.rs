@@ -32,14 +32,15 @@
 //! disk without reading them.
 //!
 //! # Deliberate omissions
-//! A spill is written on a background thread (`SpillWriter`); merges run where a spill is
-//! installed, on the applying thread (at most twice [`MERGE_RECORDS_MAX`] records). The
-//! id-hash set is rebuilt from the runs' id sections at open, which reads 16 bytes per record
-//! on disk.
+//! A spill and the merges it leads to are written on a background thread (`SpillWriter`,
+//! one at a time, working from the runs as they were when it started); the applying thread
+//! only installs the result. The id-hash set is rebuilt from the runs' id sections at open,
+//! which reads 16 bytes per record on disk.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use memmap2::Mmap;
 use rustc_hash::FxHashSet;
@@ -544,16 +545,34 @@ fn write(
     Ok(TransferRunFile { first, last, path })
 }
 
-/// Writes one spill's run file; may run on another thread (see [`TransferRuns::writer`]).
+/// Writes one spill's run file and the merges it leads to; may run on another thread (see
+/// [`TransferRuns::writer`]). Only one at a time: it works from the runs as they were when
+/// it was made, which stay unchanged until its result is installed.
 pub(crate) struct SpillWriter {
     dir: PathBuf,
     partition: PartitionId,
     seq: u64,
+    runs: Vec<Arc<TransferRun>>,
+    merge_records_max: u64,
+    runs_max: usize,
+}
+
+/// What a [`SpillWriter`] wrote: the new list of runs, the files of earlier runs it
+/// replaced by merges, and the error of a merge that failed (its inputs stay in the list).
+pub(crate) struct WrittenRuns {
+    seq: u64,
+    runs: Vec<Arc<TransferRun>>,
+    replaced: Vec<PathBuf>,
+    merge_error: Option<String>,
 }
 
 impl SpillWriter {
-    /// Writes `batch` as the run of this spill, durable, and opens it.
-    pub(crate) fn write(&self, batch: &Batch) -> Result<TransferRun, TransferRunError> {
+    /// Writes `batch` as the run of this spill, durable, then merges runs: size-tiered up to
+    /// [`MERGE_RECORDS_MAX`]; past [`RUNS_MAX`] runs, the adjacent pair with the fewest
+    /// records (never the newest into an ever larger tail, which would rewrite it at every
+    /// spill). Files of runs made and merged away here were never in use and are deleted at
+    /// once; earlier runs it replaces are left to [`TransferRuns::install`].
+    pub(crate) fn write(&self, batch: &Batch) -> Result<WrittenRuns, TransferRunError> {
         let file = write(
             &self.dir,
             self.partition,
@@ -562,15 +581,75 @@ impl SpillWriter {
             &[Source::Batch(batch)],
             batch.digest,
         )?;
-        TransferRun::open(&file, self.partition, false)
+        let mut runs = self.runs.clone();
+        runs.push(Arc::new(TransferRun::open(&file, self.partition, false)?));
+        let mut replaced = Vec::new();
+        let mut merge_error = None;
+        loop {
+            let n = runs.len();
+            let i = match runs.as_slice() {
+                [.., older, newer]
+                    if newer.count >= older.count && older.count < self.merge_records_max =>
+                {
+                    n - 2
+                }
+                _ if n > self.runs_max => (0..n - 1)
+                    .min_by_key(|&i| runs[i].count + runs[i + 1].count)
+                    .expect("more than RUNS_MAX runs"),
+                _ => break,
+            };
+            let merged = match merge_two(&self.dir, self.partition, &runs[i], &runs[i + 1]) {
+                Ok(merged) => merged,
+                Err(e) => {
+                    merge_error = Some(e.to_string());
+                    break;
+                }
+            };
+            for old in runs.splice(i..i + 2, [Arc::new(merged)]) {
+                if self.runs.iter().any(|r| Arc::ptr_eq(r, &old)) {
+                    replaced.push(old.path.clone());
+                } else {
+                    // Made in this spill and never in use: no checkpoint can name it.
+                    let path = old.path.clone();
+                    drop(old);
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
+        Ok(WrittenRuns {
+            seq: self.seq,
+            runs,
+            replaced,
+            merge_error,
+        })
     }
+}
+
+/// Writes the merge of two adjacent runs and opens it.
+fn merge_two(
+    dir: &Path,
+    partition: PartitionId,
+    older: &TransferRun,
+    newer: &TransferRun,
+) -> Result<TransferRun, TransferRunError> {
+    let file = write(
+        dir,
+        partition,
+        older.first,
+        newer.last,
+        &[Source::Run(older), Source::Run(newer)],
+        older.digest.wrapping_add(newer.digest),
+    )?;
+    let merged = TransferRun::open(&file, partition, false)?;
+    assert_eq!(merged.count, older.count + newer.count);
+    Ok(merged)
 }
 
 /// The transfer runs of one partition, plus the set of hashes of every id they hold.
 pub struct TransferRuns {
     dir: PathBuf,
     partition: PartitionId,
-    runs: Vec<TransferRun>,
+    runs: Vec<Arc<TransferRun>>,
     ids: FxHashSet<u64>,
     /// The number of the last spill written.
     spills: u64,
@@ -602,7 +681,7 @@ impl TransferRuns {
     ) -> Result<TransferRuns, TransferRunError> {
         fs::create_dir_all(dir).map_err(io_error(dir))?;
         let files = list(dir)?;
-        let mut runs: Vec<TransferRun> = Vec::new();
+        let mut runs: Vec<Arc<TransferRun>> = Vec::new();
         let mut next = 1;
         let mut used = Vec::new();
         while next <= spills {
@@ -614,7 +693,7 @@ impl TransferRuns {
                     offset: 0,
                     reason: format!("no run starts at spill {next}"),
                 })?;
-            runs.push(TransferRun::open(file, partition, true)?);
+            runs.push(Arc::new(TransferRun::open(file, partition, true)?));
             used.push(file.path.clone());
             next = file.last + 1;
         }
@@ -631,7 +710,7 @@ impl TransferRuns {
                 }
             }
         }
-        let record_count = runs.iter().map(TransferRun::count).sum();
+        let record_count = runs.iter().map(|run| run.count).sum();
         let mut ids = FxHashSet::default();
         ids.reserve(record_count as usize);
         for run in &runs {
@@ -673,7 +752,7 @@ impl TransferRuns {
             .fold(0u128, |sum, run| sum.wrapping_add(run.digest))
     }
     /// The open runs, oldest first.
-    pub fn runs(&self) -> &[TransferRun] {
+    pub fn runs(&self) -> &[Arc<TransferRun>] {
         &self.runs
     }
 
@@ -702,85 +781,56 @@ impl TransferRuns {
     }
 
     /// Writes `batch` as the next spill, then merges runs; returns when the new run is
-    /// durable. On an error nothing changed. A failed merge is not an error of the spill: it
-    /// keeps its inputs, is kept in [`TransferRuns::merge_error`] and retried next time.
+    /// durable (tests; the partition writes on a spill thread). On an error nothing changed.
     #[cfg(test)]
     pub(crate) fn spill(&mut self, batch: &Batch) -> Result<(), TransferRunError> {
-        let run = self.writer().write(batch)?;
-        self.install(run, &batch.ids);
+        let written = self.writer().write(batch)?;
+        self.install(written, &batch.ids);
         Ok(())
     }
 
     /// What writing the next spill needs, to do it on another thread
-    /// ([`SpillWriter::write`]) and [`TransferRuns::install`] the result.
+    /// ([`SpillWriter::write`]) and [`TransferRuns::install`] the result. One at a time.
     pub(crate) fn writer(&self) -> SpillWriter {
         SpillWriter {
             dir: self.dir.clone(),
             partition: self.partition,
             seq: self.spills + 1,
+            runs: self.runs.clone(),
+            merge_records_max: self.merge_records_max,
+            runs_max: self.runs_max,
         }
     }
 
-    /// Adds the run of the next spill (written by [`SpillWriter::write`]) holding `ids`,
-    /// then merges runs. A failed merge keeps its inputs and is kept in
-    /// [`TransferRuns::merge_error`].
-    pub(crate) fn install(&mut self, run: TransferRun, ids: &[TransferId]) {
-        assert_eq!(run.first, self.spills + 1, "spills installed out of order");
-        assert_eq!(run.count, ids.len() as u64);
-        self.spills = run.last;
-        self.runs.push(run);
+    /// Installs what a [`SpillWriter`] wrote, holding `ids`: the new run list, the ids'
+    /// hashes, and the replaced runs' files (kept until released with `keep_merged`,
+    /// else deleted). A merge that failed there is kept in [`TransferRuns::merge_error`]
+    /// (its inputs stay; the next spill tries again).
+    pub(crate) fn install(&mut self, written: WrittenRuns, ids: &[TransferId]) {
+        assert_eq!(
+            written.seq,
+            self.spills + 1,
+            "spills installed out of order"
+        );
+        self.spills = written.seq;
+        self.runs = written.runs;
         self.record_count += ids.len() as u64;
+        debug_assert_eq!(
+            self.runs.iter().map(|r| r.count).sum::<u64>(),
+            self.record_count
+        );
         for &id in ids {
             self.ids.insert(id_hash(id));
         }
-        // Size-tiered up to MERGE_RECORDS_MAX; past RUNS_MAX runs, the adjacent pair with
-        // the fewest records (never the newest into an ever larger tail, which would rewrite
-        // it at every spill).
-        loop {
-            let n = self.runs.len();
-            let pair = match self.runs.as_slice() {
-                [.., older, newer]
-                    if newer.count >= older.count && older.count < self.merge_records_max =>
-                {
-                    n - 2
-                }
-                _ if n > self.runs_max => (0..n - 1)
-                    .min_by_key(|&i| self.runs[i].count + self.runs[i + 1].count)
-                    .expect("more than RUNS_MAX runs"),
-                _ => break,
-            };
-            if let Err(e) = self.merge_pair(pair) {
-                self.merge_error = Some(e.to_string());
-                break;
-            }
-        }
-    }
-
-    /// Merges the adjacent runs at `i` and `i + 1` into one.
-    fn merge_pair(&mut self, i: usize) -> Result<(), TransferRunError> {
-        assert!(i + 1 < self.runs.len());
-        let (older, newer) = (&self.runs[i], &self.runs[i + 1]);
-        let file = write(
-            &self.dir,
-            self.partition,
-            older.first,
-            newer.last,
-            &[Source::Run(older), Source::Run(newer)],
-            older.digest.wrapping_add(newer.digest),
-        )?;
-        let merged = TransferRun::open(&file, self.partition, false)?;
-        assert_eq!(merged.count, older.count + newer.count);
-        let old: Vec<TransferRun> = self.runs.splice(i..i + 2, [merged]).collect();
-        for run in old {
-            let path = run.path.clone();
-            drop(run);
+        self.merge_error = written.merge_error;
+        for path in written.replaced {
             if self.keep_merged {
                 self.obsolete.push((self.spills, path));
-            } else {
-                fs::remove_file(&path).map_err(io_error(&path))?;
+            } else if let Err(e) = fs::remove_file(&path) {
+                // Left over: not in the chain, deleted by the next open.
+                self.merge_error = Some(io_error(&path)(e).to_string());
             }
         }
-        Ok(())
     }
 
     /// Deletes the files replaced by merges no checkpoint naming `spills` or more spills
