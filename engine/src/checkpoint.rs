@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::command::{AccountFlags, TransferFlags};
+use crate::le;
 use crate::outcome::{Balances, TransferOutcome, TransferResult};
 use crate::partition::{
     Account, HoldStatus, Ledger, Memo, Partition, PartitionBuilder, Snapshot, TransferDetails,
@@ -313,14 +314,7 @@ pub fn read_with_runs(
     partition_id: PartitionId,
     runs: Option<&RunsConfig<'_>>,
 ) -> Result<(Partition, LogIndex), CheckpointError> {
-    let bytes = read_file(path)?;
-    let decoded =
-        decode_parts(&bytes, partition_id).map_err(|reason| CheckpointError::Corrupt {
-            path: path.to_path_buf(),
-            reason,
-        })?;
-    drop(bytes);
-    decoded.attach(partition_id, runs, path)
+    read_parts(path, partition_id)?.attach(partition_id, runs, path)
 }
 
 /// Reads a checkpoint and checks its checksums and layout, without restoring it (its
@@ -330,13 +324,16 @@ pub fn read_applied_index(
     path: &Path,
     partition_id: PartitionId,
 ) -> Result<LogIndex, CheckpointError> {
+    Ok(read_parts(path, partition_id)?.builder.applied_index())
+}
+
+/// Reads a checkpoint file and decodes it, except the digest check (see `decode_parts`).
+fn read_parts(path: &Path, partition_id: PartitionId) -> Result<Decoded, CheckpointError> {
     let bytes = read_file(path)?;
-    let decoded =
-        decode_parts(&bytes, partition_id).map_err(|reason| CheckpointError::Corrupt {
-            path: path.to_path_buf(),
-            reason,
-        })?;
-    Ok(decoded.builder.applied_index())
+    decode_parts(&bytes, partition_id).map_err(|reason| CheckpointError::Corrupt {
+        path: path.to_path_buf(),
+        reason,
+    })
 }
 
 fn read_file(path: &Path) -> Result<Vec<u8>, CheckpointError> {
@@ -667,7 +664,7 @@ fn decode_parts(bytes: &[u8], partition_id: PartitionId) -> Result<Decoded, Stri
     if h.take(8)? != CHECKPOINT_MAGIC {
         return Err("bad magic".into());
     }
-    let stored_crc = u32::from_le_bytes(array(&header[60..64]));
+    let stored_crc = u32::from_le_bytes(le::array(&header[60..64]));
     if crc32fast::hash(&header[..60]) != stored_crc {
         return Err("header checksum mismatch".into());
     }
@@ -796,12 +793,6 @@ fn decode_parts(bytes: &[u8], partition_id: PartitionId) -> Result<Decoded, Stri
     })
 }
 
-fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
-    let mut out = [0u8; N];
-    out.copy_from_slice(bytes);
-    out
-}
-
 struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
@@ -824,16 +815,16 @@ impl<'a> Reader<'a> {
         Ok(self.take(1)?[0])
     }
     fn u16(&mut self) -> Result<u16, String> {
-        Ok(u16::from_le_bytes(array(self.take(2)?)))
+        Ok(u16::from_le_bytes(le::array(self.take(2)?)))
     }
     fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(array(self.take(4)?)))
+        Ok(u32::from_le_bytes(le::array(self.take(4)?)))
     }
     fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(array(self.take(8)?)))
+        Ok(u64::from_le_bytes(le::array(self.take(8)?)))
     }
     fn u128(&mut self) -> Result<u128, String> {
-        Ok(u128::from_le_bytes(array(self.take(16)?)))
+        Ok(u128::from_le_bytes(le::array(self.take(16)?)))
     }
     fn varint(&mut self) -> Result<u128, String> {
         let mut value = 0u128;

@@ -17,6 +17,7 @@ pub mod checkpoint;
 pub mod command;
 mod files;
 pub mod index;
+mod le;
 pub mod outcome;
 pub mod partition;
 pub mod segment;

@@ -47,6 +47,7 @@ use rustc_hash::FxHashSet;
 use thiserror::Error;
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::le;
 use crate::partition::{HoldStatus, TransferRecord};
 use crate::types::{PartitionId, TransferId};
 
@@ -193,22 +194,22 @@ impl TransferRun {
         if h[0..8] != TRANSFER_RUN_MAGIC {
             return Err(corrupt(0, "bad magic".into()));
         }
-        if crc32fast::hash(&h[..92]) != le_u32(&h[92..96]) {
+        if crc32fast::hash(&h[..92]) != le::u32(&h[92..96]) {
             return Err(corrupt(0, "header checksum mismatch".into()));
         }
-        let version = le_u16(&h[8..10]);
+        let version = le::u16(&h[8..10]);
         if version != TRANSFER_RUN_VERSION {
             return Err(corrupt(8, format!("unknown version {version}")));
         }
-        if le_u16(&h[10..12]) != 0 || h[76..92].iter().any(|&b| b != 0) {
+        if le::u16(&h[10..12]) != 0 || h[76..92].iter().any(|&b| b != 0) {
             return Err(corrupt(10, "reserved bytes are not zero".into()));
         }
-        let owner = le_u32(&h[12..16]);
+        let owner = le::u32(&h[12..16]);
         if owner != partition.0 {
             return Err(corrupt(12, format!("belongs to partition {owner}")));
         }
-        let first = le_u64(&h[16..24]);
-        let last = le_u64(&h[24..32]);
+        let first = le::u64(&h[16..24]);
+        let last = le::u64(&h[24..32]);
         if first != file.first || last != file.last || first == 0 || last < first {
             return Err(corrupt(
                 16,
@@ -218,11 +219,11 @@ impl TransferRun {
                 ),
             ));
         }
-        let count = le_u64(&h[32..40]);
-        let bodies_size = le_u64(&h[40..48]);
-        let filter_blocks = le_u64(&h[48..56]);
-        let digest = le_u128(&h[56..72]);
-        let body_crc = le_u32(&h[72..76]);
+        let count = le::u64(&h[32..40]);
+        let bodies_size = le::u64(&h[40..48]);
+        let filter_blocks = le::u64(&h[48..56]);
+        let digest = le::u128(&h[56..72]);
+        let body_crc = le::u32(&h[72..76]);
         if count == 0 || filter_blocks != filter_blocks_for(count) {
             return Err(corrupt(
                 32,
@@ -302,12 +303,12 @@ impl TransferRun {
 
     fn id(&self, i: u64) -> TransferId {
         let at = TRANSFER_RUN_HEADER_SIZE + i as usize * 16;
-        TransferId(le_u128(&self.map[at..at + 16]))
+        TransferId(le::u128(&self.map[at..at + 16]))
     }
 
     fn offset(&self, i: u64) -> u64 {
         let at = self.offsets_offset + i as usize * 8;
-        le_u64(&self.map[at..at + 8])
+        le::u64(&self.map[at..at + 8])
     }
 
     fn body(&self, i: u64) -> Result<&[u8], TransferRunError> {
@@ -873,24 +874,6 @@ pub fn decode_record(id: TransferId, bytes: &[u8]) -> Result<TransferRecord, Str
         return Err("bad hold status 1 on disk: pending holds stay in memory".into());
     }
     Ok(record)
-}
-
-fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
-    let mut out = [0u8; N];
-    out.copy_from_slice(bytes);
-    out
-}
-fn le_u16(bytes: &[u8]) -> u16 {
-    u16::from_le_bytes(array(bytes))
-}
-fn le_u32(bytes: &[u8]) -> u32 {
-    u32::from_le_bytes(array(bytes))
-}
-fn le_u64(bytes: &[u8]) -> u64 {
-    u64::from_le_bytes(array(bytes))
-}
-fn le_u128(bytes: &[u8]) -> u128 {
-    u128::from_le_bytes(array(bytes))
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ use memmap2::Mmap;
 
 use super::{Bucket, HistoryEntry, IndexError, HOUR_NANOS};
 use crate::index::{PostingKind, Side};
+use crate::le;
 use crate::outcome::Balances;
 use crate::types::{AccountId, LogIndex, PartitionId, Timestamp, TransferId};
 
@@ -156,26 +157,26 @@ impl Run {
         if header[0..8] != RUN_MAGIC {
             return Err(corrupt(0, "bad magic".into()));
         }
-        let stored_crc = le_u32(&header[60..64]);
+        let stored_crc = le::u32(&header[60..64]);
         if crc32fast::hash(&header[..60]) != stored_crc {
             return Err(corrupt(0, "header checksum mismatch".into()));
         }
-        let version = le_u16(&header[8..10]);
+        let version = le::u16(&header[8..10]);
         if version != RUN_VERSION {
             return Err(corrupt(8, format!("unknown version {version}")));
         }
-        if le_u16(&header[10..12]) != 0 {
+        if le::u16(&header[10..12]) != 0 {
             return Err(corrupt(10, "reserved field is not zero".into()));
         }
-        let owner = le_u32(&header[12..16]);
+        let owner = le::u32(&header[12..16]);
         if owner != partition.0 {
             return Err(corrupt(
                 12,
                 format!("belongs to partition {owner}, not {partition}"),
             ));
         }
-        let first = LogIndex(le_u64(&header[16..24]));
-        let last = LogIndex(le_u64(&header[24..32]));
+        let first = LogIndex(le::u64(&header[16..24]));
+        let last = LogIndex(le::u64(&header[24..32]));
         if first != file.first || last != file.last || first.0 == 0 || last < first {
             return Err(corrupt(
                 16,
@@ -185,9 +186,9 @@ impl Run {
                 ),
             ));
         }
-        let directory_offset = le_u64(&header[32..40]);
-        let account_count = le_u64(&header[40..48]);
-        let body_crc = le_u32(&header[48..52]);
+        let directory_offset = le::u64(&header[32..40]);
+        let account_count = le::u64(&header[40..48]);
+        let body_crc = le::u32(&header[48..52]);
         if header[52..60].iter().any(|&b| b != 0) {
             return Err(corrupt(52, "reserved bytes are not zero".into()));
         }
@@ -293,12 +294,12 @@ impl Run {
         let at = self.directory_offset + i * DIRECTORY_RECORD_SIZE;
         let r = &self.map[at..at + DIRECTORY_RECORD_SIZE];
         (
-            AccountId(le_u128(&r[0..16])),
+            AccountId(le::u128(&r[0..16])),
             Block {
-                entries_offset: le_u64(&r[16..24]),
-                entry_count: le_u64(&r[24..32]),
-                buckets_offset: le_u64(&r[32..40]),
-                bucket_count: le_u64(&r[40..48]),
+                entries_offset: le::u64(&r[16..24]),
+                entry_count: le::u64(&r[24..32]),
+                buckets_offset: le::u64(&r[32..40]),
+                bucket_count: le::u64(&r[40..48]),
             },
         )
     }
@@ -338,7 +339,7 @@ impl Run {
     pub(crate) fn entry_timestamp(&self, block: &Block, i: u64) -> Timestamp {
         assert!(i < block.entry_count, "entry {i} of {}", block.entry_count);
         let at = (block.entries_offset + i * ENTRY_SIZE as u64) as usize;
-        Timestamp(le_u64(&self.map[at..at + 8]))
+        Timestamp(le::u64(&self.map[at..at + 8]))
     }
 
     /// Bucket `i` of a block.
@@ -539,10 +540,10 @@ pub fn decode_entry(bytes: &[u8]) -> Result<HistoryEntry, String> {
         return Err("reserved bytes are not zero".into());
     }
     Ok(HistoryEntry {
-        timestamp: Timestamp(le_u64(&bytes[0..8])),
-        log_index: LogIndex(le_u64(&bytes[8..16])),
-        transfer: TransferId(le_u128(&bytes[16..32])),
-        amount: le_u128(&bytes[32..48]),
+        timestamp: Timestamp(le::u64(&bytes[0..8])),
+        log_index: LogIndex(le::u64(&bytes[8..16])),
+        transfer: TransferId(le::u128(&bytes[16..32])),
+        amount: le::u128(&bytes[32..48]),
         balances: get_balances(&bytes[48..112]),
         kind,
         side,
@@ -567,9 +568,9 @@ pub fn decode_bucket(bytes: &[u8]) -> Result<Bucket, String> {
         return Err("reserved bytes are not zero".into());
     }
     Ok(Bucket {
-        hour: le_u64(&bytes[0..8]),
-        incoming: le_u128(&bytes[8..24]),
-        outgoing: le_u128(&bytes[24..40]),
+        hour: le::u64(&bytes[0..8]),
+        incoming: le::u128(&bytes[8..24]),
+        outgoing: le::u128(&bytes[24..40]),
         closing: get_balances(&bytes[40..104]),
     })
 }
@@ -583,29 +584,11 @@ fn put_balances(out: &mut [u8], b: &Balances) {
 
 fn get_balances(bytes: &[u8]) -> Balances {
     Balances {
-        debits_pending: le_u128(&bytes[0..16]),
-        debits_posted: le_u128(&bytes[16..32]),
-        credits_pending: le_u128(&bytes[32..48]),
-        credits_posted: le_u128(&bytes[48..64]),
+        debits_pending: le::u128(&bytes[0..16]),
+        debits_posted: le::u128(&bytes[16..32]),
+        credits_pending: le::u128(&bytes[32..48]),
+        credits_posted: le::u128(&bytes[48..64]),
     }
-}
-
-fn array<const N: usize>(bytes: &[u8]) -> [u8; N] {
-    let mut out = [0u8; N];
-    out.copy_from_slice(bytes);
-    out
-}
-fn le_u16(bytes: &[u8]) -> u16 {
-    u16::from_le_bytes(array(bytes))
-}
-fn le_u32(bytes: &[u8]) -> u32 {
-    u32::from_le_bytes(array(bytes))
-}
-fn le_u64(bytes: &[u8]) -> u64 {
-    u64::from_le_bytes(array(bytes))
-}
-fn le_u128(bytes: &[u8]) -> u128 {
-    u128::from_le_bytes(array(bytes))
 }
 
 #[cfg(test)]

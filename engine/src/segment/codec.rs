@@ -188,21 +188,15 @@ impl RecordMeta {
 }
 
 fn read_u16(bytes: &[u8], offset: usize) -> u16 {
-    let mut buf = [0u8; 2];
-    buf.copy_from_slice(&bytes[offset..offset + 2]);
-    u16::from_le_bytes(buf)
+    crate::le::u16(&bytes[offset..offset + 2])
 }
 
 fn read_u32(bytes: &[u8], offset: usize) -> u32 {
-    let mut buf = [0u8; 4];
-    buf.copy_from_slice(&bytes[offset..offset + 4]);
-    u32::from_le_bytes(buf)
+    crate::le::u32(&bytes[offset..offset + 4])
 }
 
 fn read_u64(bytes: &[u8], offset: usize) -> u64 {
-    let mut buf = [0u8; 8];
-    buf.copy_from_slice(&bytes[offset..offset + 8]);
-    u64::from_le_bytes(buf)
+    crate::le::u64(&bytes[offset..offset + 8])
 }
 
 /// The record checksum: crc32 over the payload-size field and everything after the checksum
