@@ -78,6 +78,15 @@ pub enum CheckpointError {
         /// Why.
         source: TransferRunError,
     },
+    /// A checkpoint that verifies holds entries beyond the log's end: durable entries were
+    /// lost, and starting from an older state would silently drop acknowledged ones.
+    #[error("checkpoint at index {checkpoint} is ahead of the log, which ends at {log_last}")]
+    AheadOfLog {
+        /// The checkpoint's applied index.
+        checkpoint: LogIndex,
+        /// The log's last index.
+        log_last: LogIndex,
+    },
 }
 
 /// Where a restored partition keeps its transfer runs, and how many transfer records it keeps
@@ -115,40 +124,170 @@ impl RunsConfig<'_> {
     }
 }
 
-/// The spill counts of the checkpoints kept, oldest first: the run files replaced by merges
-/// can go once every kept checkpoint names at least as many spills as when they were
-/// replaced.
-#[derive(Clone, Debug, Default)]
-pub struct KeptSpills {
-    /// (applied index, spill count) of each kept checkpoint.
-    kept: std::collections::VecDeque<(LogIndex, u64)>,
+/// When the next checkpoint is due, and which merged transfer runs the kept checkpoints
+/// still need: the bookkeeping a store and a replica share.
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    interval_entries: u64,
+    kept: usize,
+    entries_since: u64,
+    transfers_at_last: usize,
+    /// (applied index, spill count) of each kept checkpoint, oldest first.
+    kept_spills: std::collections::VecDeque<(LogIndex, u64)>,
 }
 
-impl KeptSpills {
-    /// Starts from the checkpoint restored, if any: its applied index and spill count.
-    pub fn new(restored: Option<(LogIndex, u64)>) -> KeptSpills {
-        KeptSpills {
-            kept: restored.into_iter().collect(),
+impl Schedule {
+    /// A schedule of a checkpoint every `interval_entries` entries (see [`is_due`]), `kept`
+    /// kept, starting from the partition `restored` from a checkpoint, if any.
+    pub fn new(interval_entries: u64, kept: usize, restored: Option<&Partition>) -> Schedule {
+        Schedule {
+            interval_entries,
+            kept: kept.max(1),
+            entries_since: 0,
+            transfers_at_last: restored.map_or(0, Partition::transfer_count),
+            kept_spills: restored
+                .map(|p| {
+                    (
+                        p.applied_index(),
+                        p.transfer_runs().map_or(0, TransferRuns::spills),
+                    )
+                })
+                .into_iter()
+                .collect(),
         }
     }
 
-    /// Records a new durable checkpoint at `index` naming `spills` (of `kept` kept; one at
-    /// the same index replaces it, as its file does) and returns the spill count up to which
-    /// merge inputs may be released.
-    pub fn push(&mut self, index: LogIndex, spills: u64, kept: usize) -> u64 {
-        if self.kept.back().is_some_and(|&(last, _)| last == index) {
-            self.kept.pop_back();
+    /// Counts `entries` more applied entries.
+    pub fn applied(&mut self, entries: u64) {
+        self.entries_since += entries;
+    }
+
+    /// Whether a checkpoint of `partition` is due now (see [`is_due`]).
+    pub fn is_due(&self, partition: &Partition) -> bool {
+        is_due(
+            self.entries_since,
+            self.interval_entries,
+            partition.transfer_count(),
+            self.transfers_at_last,
+            partition.resident_transfer_count(),
+        )
+    }
+
+    /// A checkpoint of `partition` as it is now is being written: counting starts over (if
+    /// it fails, the next one is due after another interval).
+    pub fn started(&mut self, partition: &Partition) {
+        self.entries_since = 0;
+        self.transfers_at_last = partition.transfer_count();
+    }
+
+    /// A checkpoint at `index` naming `spills` spills is durable (one at the same index
+    /// replaces it, as its file does); returns the spill count up to which merged transfer
+    /// runs may be released ([`Partition::release_obsolete_transfer_runs`]).
+    pub fn written(&mut self, index: LogIndex, spills: u64) -> u64 {
+        if self
+            .kept_spills
+            .back()
+            .is_some_and(|&(last, _)| last == index)
+        {
+            self.kept_spills.pop_back();
         }
-        self.kept.push_back((index, spills));
-        while self.kept.len() > kept.max(1) {
-            self.kept.pop_front();
+        self.kept_spills.push_back((index, spills));
+        while self.kept_spills.len() > self.kept {
+            self.kept_spills.pop_front();
         }
-        self.kept
+        self.kept_spills
             .iter()
             .map(|&(_, spills)| spills)
             .min()
             .unwrap_or(spills)
     }
+}
+
+/// What [`restore`] found.
+pub struct Restored {
+    /// The partition of the newest usable checkpoint with its transfer runs, or an empty one
+    /// spilling into the runs directory (whose files were then deleted: replay rewrites
+    /// them).
+    pub partition: Partition,
+    /// The checkpoint restored, if any.
+    pub checkpoint: Option<LogIndex>,
+    /// Checkpoints that failed verification or whose runs could not be opened, with why.
+    pub rejected: Vec<String>,
+    /// Valid checkpoints passed over because the index files do not reach them.
+    pub passed_over: Vec<LogIndex>,
+}
+
+/// Restores the newest usable checkpoint in `dir`, newest first:
+/// - one named beyond the log's last index or the index files' durable mark is not
+///   restorable (replay from it would skip entries they lack); it is read without being
+///   restored (checksums and layout, no runs opened, nothing deleted). If it verifies and
+///   holds an index beyond the log, durable entries were lost: [`CheckpointError::AheadOfLog`].
+///   If it verifies otherwise, it is passed over; a damaged one is rejected;
+/// - one that restores with its runs ([`read_with_runs`]) and holds the index of its name is
+///   used; a damaged one, one whose runs fail, or one holding another index is rejected;
+/// - an IO error stops the search.
+///
+/// With none usable, the partition starts empty.
+pub fn restore(
+    dir: &Path,
+    partition_id: PartitionId,
+    log_last: LogIndex,
+    index_durable: LogIndex,
+    runs: &RunsConfig<'_>,
+) -> Result<Restored, CheckpointError> {
+    let mut rejected = Vec::new();
+    let mut passed_over = Vec::new();
+    for file in list(dir)? {
+        let misnamed = |held: LogIndex| {
+            format!(
+                "{}: holds index {held} but is named {}",
+                file.path.display(),
+                file.applied_index
+            )
+        };
+        if file.applied_index > log_last || file.applied_index > index_durable {
+            match read_applied_index(&file.path, partition_id) {
+                Ok(held) if held != file.applied_index => rejected.push(misnamed(held)),
+                Ok(held) if held > log_last => {
+                    return Err(CheckpointError::AheadOfLog {
+                        checkpoint: held,
+                        log_last,
+                    })
+                }
+                Ok(held) => passed_over.push(held),
+                Err(e @ CheckpointError::Corrupt { .. }) => rejected.push(e.to_string()),
+                Err(e) => return Err(e),
+            }
+            continue;
+        }
+        match read_with_runs(&file.path, partition_id, Some(runs)) {
+            Ok((partition, _)) if partition.applied_index() == file.applied_index => {
+                return Ok(Restored {
+                    partition,
+                    checkpoint: Some(file.applied_index),
+                    rejected,
+                    passed_over,
+                });
+            }
+            Ok((partition, _)) => rejected.push(misnamed(partition.applied_index())),
+            Err(e @ (CheckpointError::Corrupt { .. } | CheckpointError::Runs { .. })) => {
+                rejected.push(e.to_string())
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let partition = runs
+        .empty_partition(partition_id)
+        .map_err(|source| CheckpointError::Runs {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    Ok(Restored {
+        partition,
+        checkpoint: None,
+        rejected,
+        passed_over,
+    })
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> CheckpointError + '_ {

@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::checkpoint::{self, CheckpointError, KeptSpills, RunsConfig};
+use crate::checkpoint::{self, CheckpointError, RunsConfig, Schedule};
 use crate::command::{DecodeError, EntryPayload};
 use crate::index::{
     Flows, HistoryPage, HistoryQuery, HourBalance, Index, IndexError, IndexOpenReport,
@@ -162,17 +162,14 @@ pub struct Store {
     config: StoreConfig,
     log: Log,
     partition: Partition,
-    entries_since_checkpoint: u64,
-    /// The transfer count at the last checkpoint (see `checkpoint::is_due`).
-    transfers_at_checkpoint: usize,
+    /// When the next checkpoint is due; merged transfer runs the kept ones need.
+    schedule: Schedule,
     poisoned: bool,
     checkpoint_error: Option<String>,
     scratch: Vec<Entry>,
     index: Index,
     /// The last error of an automatic index flush, if it failed.
     index_error: Option<String>,
-    /// The spill counts of the checkpoints kept (for releasing merged transfer runs).
-    kept_spills: KeptSpills,
 }
 
 impl Store {
@@ -207,97 +204,56 @@ impl Store {
             config.index_memory_entries_max,
         )?;
         report.index = index_report;
-        let checkpoint_dir = dir.join("checkpoints");
         let runs_dir = dir.join("transfers");
         let runs_config = RunsConfig {
             dir: &runs_dir,
             transfers_memory_max: config.transfers_memory_max,
             keep_merged: true,
         };
-        let mut partition = None;
-        for file in checkpoint::list(&checkpoint_dir)? {
-            if file.applied_index > log.last_index() || file.applied_index > index.durable() {
-                // Not restorable: replay from it would skip entries the log or the index
-                // lacks. Only a checkpoint whose checksums verify can prove that durable
-                // log entries were lost; a damaged file with a high name is skipped like any
-                // damaged file.
-                match checkpoint::read_applied_index(&file.path, config.partition) {
-                    Ok(held) if held != file.applied_index => {
-                        report.checkpoints_rejected.push(format!(
-                            "{}: holds index {held} but is named {}",
-                            file.path.display(),
-                            file.applied_index
-                        ))
-                    }
-                    Ok(held) if held > log.last_index() => {
-                        return Err(StoreError::CheckpointAhead {
-                            checkpoint: held,
-                            log_last: log.last_index(),
-                        });
-                    }
-                    Ok(held) => report.checkpoints_passed_over.push(held),
-                    Err(CheckpointError::Corrupt { path, reason }) => report
-                        .checkpoints_rejected
-                        .push(format!("{}: {reason}", path.display())),
-                    Err(e) => return Err(e.into()),
-                }
-                continue;
+        let restored = match checkpoint::restore(
+            &dir.join("checkpoints"),
+            config.partition,
+            log.last_index(),
+            index.durable(),
+            &runs_config,
+        ) {
+            Ok(restored) => restored,
+            Err(CheckpointError::AheadOfLog {
+                checkpoint,
+                log_last,
+            }) => {
+                return Err(StoreError::CheckpointAhead {
+                    checkpoint,
+                    log_last,
+                })
             }
-            match checkpoint::read_with_runs(&file.path, config.partition, Some(&runs_config)) {
-                Ok((loaded, _)) if loaded.applied_index() == file.applied_index => {
-                    report.checkpoint = Some(file.applied_index);
-                    partition = Some(loaded);
-                    break;
-                }
-                Ok((loaded, _)) => report.checkpoints_rejected.push(format!(
-                    "{}: holds index {} but is named {}",
-                    file.path.display(),
-                    loaded.applied_index(),
-                    file.applied_index
-                )),
-                Err(e @ CheckpointError::Corrupt { .. })
-                | Err(e @ CheckpointError::Runs { .. }) => {
-                    report.checkpoints_rejected.push(e.to_string())
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let restored_spills = partition.as_ref().map(|p: &Partition| {
-            (
-                p.applied_index(),
-                p.transfer_runs().map_or(0, TransferRuns::spills),
-            )
-        });
-        let partition = match partition {
-            Some(partition) => partition,
-            None => runs_config
-                .empty_partition(config.partition)
-                .map_err(StoreError::TransferRuns)?,
+            Err(e) => return Err(e.into()),
         };
-        let loaded_transfers = if report.checkpoint.is_some() {
-            partition.transfer_count()
-        } else {
-            0
-        };
+        report.checkpoint = restored.checkpoint;
+        report.checkpoints_rejected = restored.rejected;
+        report.checkpoints_passed_over = restored.passed_over;
+        let partition = restored.partition;
+        // Replayed entries count as growth since the checkpoint restored.
+        let schedule = Schedule::new(
+            config.checkpoint_interval_entries,
+            config.checkpoints_kept,
+            report.checkpoint.map(|_| &partition),
+        );
         let mut store = Store {
             dir: dir.to_path_buf(),
             config,
             log,
             partition,
-            entries_since_checkpoint: 0,
-            transfers_at_checkpoint: 0,
+            schedule,
             poisoned: false,
             checkpoint_error: None,
             scratch: Vec::new(),
             index,
             index_error: None,
-            kept_spills: KeptSpills::new(restored_spills),
         };
         store.partition.set_postings_enabled(true);
         report.entries_replayed = store.replay()?;
-        store.entries_since_checkpoint = report.entries_replayed;
-        // What the loaded checkpoint held: replayed entries count as growth since it.
-        store.transfers_at_checkpoint = loaded_transfers;
+        store.schedule.applied(report.entries_replayed);
         report.transfers_on_disk = store
             .partition
             .transfer_runs()
@@ -389,22 +345,14 @@ impl Store {
             // the log holds every entry. It is kept for the operator and retried.
             self.index_error = self.index.flush().err().map(|e| e.to_string());
         }
-        self.entries_since_checkpoint += payloads.len() as u64;
-        let interval = self.config.checkpoint_interval_entries;
-        let transfers = self.partition.transfer_count();
-        if checkpoint::is_due(
-            self.entries_since_checkpoint,
-            interval,
-            transfers,
-            self.transfers_at_checkpoint,
-            self.partition.resident_transfer_count(),
-        ) {
+        self.schedule.applied(payloads.len() as u64);
+        if self.schedule.is_due(&self.partition) {
             // The entries are durable and applied whatever happens here: a failed checkpoint
             // only costs replay time at the next restart, so it must not turn this
             // acknowledged submit into an error. It is kept for the operator and retried at
             // the next interval.
+            self.schedule.started(&self.partition);
             self.checkpoint_error = self.checkpoint().err().map(|e| e.to_string());
-            self.entries_since_checkpoint = 0;
         }
         Ok(outcomes)
     }
@@ -429,13 +377,10 @@ impl Store {
             .partition
             .transfer_runs()
             .map_or(0, TransferRuns::spills);
-        let release = self.kept_spills.push(
-            self.partition.applied_index(),
-            spills,
-            self.config.checkpoints_kept,
-        );
-        self.entries_since_checkpoint = 0;
-        self.transfers_at_checkpoint = self.partition.transfer_count();
+        self.schedule.started(&self.partition);
+        let release = self
+            .schedule
+            .written(self.partition.applied_index(), spills);
         // The checkpoint is durable whatever happens here: a file that cannot be deleted
         // stays listed and is retried after the next checkpoint.
         self.partition

@@ -38,12 +38,12 @@ use bytes::Bytes;
 use raft::eraftpb::{Entry as RaftEntry, EntryType, Message};
 use raft::{Config, RawNode, ReadOnlyOption, StateRole};
 use slog::Logger;
-use tally_engine::checkpoint::{self, KeptSpills, RunsConfig};
+use tally_engine::checkpoint::{self, RunsConfig, Schedule};
 use tally_engine::command::{Command, DecodeError, EntryPayload};
 use tally_engine::index::{Index, IndexError, Posting};
 use tally_engine::outcome::Outcome;
 use tally_engine::partition::Partition;
-use tally_engine::transfer_runs::{TransferRunError, TransferRuns};
+use tally_engine::transfer_runs::TransferRuns;
 use tally_engine::types::{LogIndex, PartitionId, Timestamp};
 use thiserror::Error;
 
@@ -134,9 +134,6 @@ pub enum ReplicaError {
     /// The per-account index could not be opened or written.
     #[error(transparent)]
     Index(#[from] IndexError),
-    /// The transfer run files could not be opened or cleaned up.
-    #[error(transparent)]
-    TransferRuns(#[from] TransferRunError),
     /// A committed entry does not decode: a bug or undetected corruption.
     #[error("committed entry {index} does not decode: {source}")]
     Payload {
@@ -203,13 +200,11 @@ pub struct Replica {
     postings: Vec<Posting>,
     config: ReplicaConfig,
     checkpoint_dir: PathBuf,
-    entries_since_checkpoint: u64,
-    transfers_at_checkpoint: usize,
+    /// When the next checkpoint is due; merged transfer runs the kept ones need.
+    schedule: Schedule,
     /// The checkpoint being written in the background, if any; it returns the spill count
     /// it names.
     checkpointing: Option<CheckpointThread>,
-    /// The spill counts of the checkpoints kept (for releasing merged transfer runs).
-    kept_spills: KeptSpills,
     last_stamp: u64,
     idle_ticks: u64,
     /// The last index known durable (what survives a crash).
@@ -245,38 +240,22 @@ impl Replica {
             transfers_memory_max: config.transfers_memory_max,
             keep_merged: true,
         };
-        let mut restored = None;
-        for file in checkpoint::list(&checkpoint_dir)? {
-            // A checkpoint beyond the log, or beyond what the index files hold, is passed
-            // over: replaying from it would skip entries the log or the index lacks.
-            if file.applied_index > raft_log.log().last_index()
-                || file.applied_index > index.durable()
-            {
-                continue;
-            }
-            match checkpoint::read_with_runs(&file.path, config.partition, Some(&runs_config)) {
-                Ok((loaded, _)) if loaded.applied_index() == file.applied_index => {
-                    restored = Some(loaded);
-                    break;
-                }
-                Ok(_) => {}
-                Err(error) => tracing::warn!(
-                    partition = %config.partition,
-                    %error,
-                    "checkpoint skipped"
-                ),
-            }
+        let restored = checkpoint::restore(
+            &checkpoint_dir,
+            config.partition,
+            raft_log.log().last_index(),
+            index.durable(),
+            &runs_config,
+        )?;
+        for reason in &restored.rejected {
+            tracing::warn!(partition = %config.partition, %reason, "checkpoint skipped");
         }
-        let restored_spills = restored.as_ref().map(|p: &Partition| {
-            (
-                p.applied_index(),
-                p.transfer_runs().map_or(0, TransferRuns::spills),
-            )
-        });
-        let mut partition = match restored {
-            Some(partition) => partition,
-            None => runs_config.empty_partition(config.partition)?,
-        };
+        let mut partition = restored.partition;
+        let schedule = Schedule::new(
+            config.checkpoint_interval_entries,
+            config.checkpoints_kept,
+            restored.checkpoint.map(|_| &partition),
+        );
         partition.set_postings_enabled(true);
         let applied = partition.applied_index().0;
         raft_log.raise_commit(applied);
@@ -298,16 +277,14 @@ impl Replica {
         let node = RawNode::new(&raft_config, raft_log, &discard_logger())?;
         Ok(Replica {
             node,
-            transfers_at_checkpoint: partition.transfer_count(),
+            schedule,
             last_stamp: partition.last_timestamp().0,
             partition,
             index,
             postings: Vec::new(),
             config,
             checkpoint_dir,
-            entries_since_checkpoint: 0,
             checkpointing: None,
-            kept_spills: KeptSpills::new(restored_spills),
             idle_ticks: 0,
             durable_index,
             applied_early: 0,
@@ -547,9 +524,7 @@ impl Replica {
     /// files that no kept checkpoint needs any more. A failure only leaves files behind; it
     /// is logged and retried after the next checkpoint.
     fn checkpoint_written(&mut self, index: LogIndex, spills: u64) {
-        let release = self
-            .kept_spills
-            .push(index, spills, self.config.checkpoints_kept);
+        let release = self.schedule.written(index, spills);
         if let Err(error) = self.partition.release_obsolete_transfer_runs(release) {
             tracing::warn!(partition = %self.config.partition, %error, "cannot delete merged transfer runs");
         }
@@ -620,7 +595,7 @@ impl Replica {
                 data: entry.data,
                 digest: self.partition.digest(),
             });
-            self.entries_since_checkpoint += 1;
+            self.schedule.applied(1);
         }
         self.partition.drain_postings(&mut self.postings);
         self.index
@@ -629,17 +604,8 @@ impl Replica {
         if self.index.wants_flush() {
             self.index.flush()?;
         }
-        let interval = self.config.checkpoint_interval_entries;
-        let transfers = self.partition.transfer_count();
-        if checkpoint::is_due(
-            self.entries_since_checkpoint,
-            interval,
-            transfers,
-            self.transfers_at_checkpoint,
-            self.partition.resident_transfer_count(),
-        ) {
-            self.entries_since_checkpoint = 0;
-            self.transfers_at_checkpoint = transfers;
+        if self.schedule.is_due(&self.partition) {
+            self.schedule.started(&self.partition);
             // The index files must cover the checkpoint, or a restart from it would leave
             // a hole in the index.
             self.index.flush()?;
