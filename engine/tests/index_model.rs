@@ -13,6 +13,8 @@
 //! delete or corrupt run files, reopen, and require the same answers after the rebuild.
 //! Seeds: a fixed list, or `INDEX_SEED=<n>`; a failure prints the seed.
 
+mod common;
+
 use std::fs::{self, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -29,20 +31,7 @@ use tally_engine::partition::Partition;
 use tally_engine::store::{Store, StoreConfig};
 use tally_engine::types::{AccountId, LedgerId, LogIndex, PartitionId, Timestamp, TransferId};
 
-/// SplitMix64: a small deterministic generator.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use common::Rng;
 
 /// Accounts 1..=ACTIVE take part in transfers; the rest exist but stay idle.
 const ACTIVE: u128 = 6;

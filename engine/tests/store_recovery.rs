@@ -6,7 +6,11 @@
 //! fresh partition that applied exactly the entries that survived. Damage covered: the log cut
 //! at every byte offset of its last records; a bit flipped at every byte of a checkpoint; the
 //! newest checkpoint damaged (fall back to the older one); every checkpoint damaged (full
-//! replay). The seed is printed on failure.
+//! replay); every transfer run file deleted, truncated or bit-flipped in turn (fall back,
+//! rebuild by replay, start clean the next time). Stores keep only 8 transfer records in
+//! memory, so most lookups compared read transfer runs. The seed is printed on failure.
+
+mod common;
 
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -20,20 +24,7 @@ use tally_engine::partition::Partition;
 use tally_engine::store::{Store, StoreConfig};
 use tally_engine::types::{AccountId, LedgerId, LogIndex, PartitionId, Timestamp, TransferId};
 
-/// A small deterministic generator (SplitMix64), so the test needs no RNG crate.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+use common::Rng;
 
 const ACCOUNTS: u128 = 20;
 
