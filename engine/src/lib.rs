@@ -20,6 +20,7 @@ pub mod index;
 mod le;
 pub mod outcome;
 pub mod partition;
+mod search;
 pub mod segment;
 pub mod store;
 pub mod transfer_runs;

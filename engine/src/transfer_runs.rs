@@ -340,14 +340,9 @@ impl TransferRun {
         if !self.filter_may_contain(hash) {
             return Ok(None);
         }
-        let (mut lo, mut hi) = (0, self.count);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            match self.id(mid).cmp(&id) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return self.record(mid).map(Some),
-            }
+        let i = crate::search::partition_point_infallible(self.count, |i| self.id(i) < id);
+        if i < self.count && self.id(i) == id {
+            return self.record(i).map(Some);
         }
         Ok(None)
     }

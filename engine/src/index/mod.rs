@@ -1052,16 +1052,9 @@ impl AccountView<'_> {
         for part in &self.parts {
             let count = part.entry_count();
             if count > 0 && part.timestamp(count - 1) >= time {
-                let (mut lo, mut hi) = (0, count);
-                while lo < hi {
-                    let mid = lo + (hi - lo) / 2;
-                    if part.timestamp(mid) < time {
-                        lo = mid + 1;
-                    } else {
-                        hi = mid;
-                    }
-                }
-                return Ok(base + lo);
+                let point =
+                    crate::search::partition_point_infallible(count, |i| part.timestamp(i) < time);
+                return Ok(base + point);
             }
             base += count;
         }
@@ -1074,16 +1067,9 @@ impl AccountView<'_> {
         for part in &self.parts {
             let count = part.bucket_count();
             if count > 0 && part.bucket(count - 1)?.hour >= hour {
-                let (mut lo, mut hi) = (0, count);
-                while lo < hi {
-                    let mid = lo + (hi - lo) / 2;
-                    if part.bucket(mid)?.hour < hour {
-                        lo = mid + 1;
-                    } else {
-                        hi = mid;
-                    }
-                }
-                return Ok(base + lo);
+                let point =
+                    crate::search::partition_point(count, |i| Ok(part.bucket(i)?.hour < hour))?;
+                return Ok(base + point);
             }
             base += count;
         }

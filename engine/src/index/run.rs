@@ -306,17 +306,12 @@ impl Run {
 
     /// The account's block, by binary search of the directory.
     pub(crate) fn block(&self, account: AccountId) -> Option<Block> {
-        let (mut lo, mut hi) = (0, self.account_count);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            let (id, block) = self.directory_record(mid);
-            match id.cmp(&account) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Some(block),
-            }
-        }
-        None
+        let count = self.account_count as u64;
+        let i = crate::search::partition_point_infallible(count, |i| {
+            self.directory_record(i as usize).0 < account
+        });
+        let (id, block) = (i < count).then(|| self.directory_record(i as usize))?;
+        (id == account).then_some(block)
     }
 
     /// Every account with its block, in id order.
