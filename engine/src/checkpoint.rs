@@ -115,10 +115,7 @@ impl RunsConfig<'_> {
 
     /// A new, empty partition spilling into this directory; deletes any run file there (they
     /// belong to no checkpoint, and replay writes them again).
-    pub fn empty_partition(
-        &self,
-        partition_id: PartitionId,
-    ) -> Result<Partition, TransferRunError> {
+    fn empty_partition(&self, partition_id: PartitionId) -> Result<Partition, TransferRunError> {
         let runs = TransferRuns::open(self.dir, partition_id, 0, self.keep_merged)?;
         Ok(Partition::with_transfer_runs(runs, self.memory_max()))
     }
@@ -426,23 +423,8 @@ pub fn prune(dir: &Path, keep: usize) -> Result<(), CheckpointError> {
     Ok(())
 }
 
-/// Reads and fully verifies a checkpoint of a partition without transfer runs.
-pub fn read(path: &Path, partition_id: PartitionId) -> Result<Partition, CheckpointError> {
-    read_with_index(path, partition_id).map(|(partition, _)| partition)
-}
-
-/// Reads and fully verifies a checkpoint of a partition without transfer runs; also returns
-/// how far it recorded the per-account index files durable (0 for version 1 files). A
-/// checkpoint naming transfer runs is refused as corrupt here: use [`read_with_runs`].
-pub fn read_with_index(
-    path: &Path,
-    partition_id: PartitionId,
-) -> Result<(Partition, LogIndex), CheckpointError> {
-    read_with_runs(path, partition_id, None)
-}
-
 /// Reads and fully verifies a checkpoint, opening the transfer runs it names in
-/// `runs.dir` (the chain of exactly its spills; run files of later spills or replaced by
+/// `runs.dir` (without `runs`, a checkpoint naming transfer runs is refused as corrupt) (the chain of exactly its spills; run files of later spills or replaced by
 /// merges are deleted, since replay writes them again). Also returns the index durable mark.
 ///
 /// A damaged checkpoint is [`CheckpointError::Corrupt`]; an intact one whose runs cannot be
@@ -459,10 +441,7 @@ pub fn read_with_runs(
 /// Reads a checkpoint and checks its checksums and layout, without restoring it (its
 /// transfer runs are not opened, nothing is deleted), and returns the applied index it holds:
 /// enough to tell a checkpoint ahead of a lost log tail from a damaged file.
-pub fn read_applied_index(
-    path: &Path,
-    partition_id: PartitionId,
-) -> Result<LogIndex, CheckpointError> {
+fn read_applied_index(path: &Path, partition_id: PartitionId) -> Result<LogIndex, CheckpointError> {
     Ok(read_parts(path, partition_id)?.builder.applied_index())
 }
 
@@ -705,17 +684,9 @@ fn put_balances(out: &mut Vec<u8>, b: &Balances) {
 /// Decodes and verifies a whole checkpoint image of a partition without transfer runs; the
 /// error says which check failed.
 pub fn decode(bytes: &[u8], partition_id: PartitionId) -> Result<Partition, String> {
-    decode_with_index(bytes, partition_id).map(|(partition, _)| partition)
-}
-
-/// Like [`decode`], also returning the index durable mark (0 for version 1).
-pub fn decode_with_index(
-    bytes: &[u8],
-    partition_id: PartitionId,
-) -> Result<(Partition, LogIndex), String> {
-    let decoded = decode_parts(bytes, partition_id)?;
-    decoded
+    decode_parts(bytes, partition_id)?
         .attach(partition_id, None, Path::new("<memory>"))
+        .map(|(partition, _)| partition)
         .map_err(|e| e.to_string())
 }
 

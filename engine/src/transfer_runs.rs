@@ -849,11 +849,6 @@ impl TransferRuns {
         });
         result
     }
-
-    /// How many files replaced by merges are kept for older checkpoints.
-    pub fn obsolete_count(&self) -> usize {
-        self.obsolete.len()
-    }
 }
 
 /// Encodes a record's body (everything but its id, which the id section holds).
