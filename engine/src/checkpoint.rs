@@ -129,20 +129,27 @@ pub struct Schedule {
     kept: usize,
     entries_since: u64,
     transfers_at_last: usize,
+    /// A checkpoint is due at once, whatever the interval (see [`Schedule::new`]).
+    urgent: bool,
     /// (applied index, spill count) of each kept checkpoint, oldest first.
     kept_spills: std::collections::VecDeque<(LogIndex, u64)>,
 }
 
 impl Schedule {
     /// A schedule of a checkpoint every `interval_entries` entries (see [`is_due`]), `kept`
-    /// kept, starting from the partition `restored` from a checkpoint, if any.
-    pub fn new(interval_entries: u64, kept: usize, restored: Option<&Partition>) -> Schedule {
+    /// kept, starting from what [`restore`] found. If it rejected checkpoints, the next one
+    /// is due at once, even with automatic checkpoints off: recovering from damage (which
+    /// may also have rewritten the transfer runs those checkpoints named) should be paid for
+    /// once, not at every start.
+    pub fn new(interval_entries: u64, kept: usize, restored: &Restored) -> Schedule {
+        let from = restored.checkpoint.map(|_| &restored.partition);
         Schedule {
             interval_entries,
             kept: kept.max(1),
             entries_since: 0,
-            transfers_at_last: restored.map_or(0, Partition::transfer_count),
-            kept_spills: restored
+            urgent: !restored.rejected.is_empty(),
+            transfers_at_last: from.map_or(0, Partition::transfer_count),
+            kept_spills: from
                 .map(|p| {
                     (
                         p.applied_index(),
@@ -161,18 +168,20 @@ impl Schedule {
 
     /// Whether a checkpoint of `partition` is due now (see [`is_due`]).
     pub fn is_due(&self, partition: &Partition) -> bool {
-        is_due(
-            self.entries_since,
-            self.interval_entries,
-            partition.transfer_count(),
-            self.transfers_at_last,
-            partition.resident_transfer_count(),
-        )
+        self.urgent
+            || is_due(
+                self.entries_since,
+                self.interval_entries,
+                partition.transfer_count(),
+                self.transfers_at_last,
+                partition.resident_transfer_count(),
+            )
     }
 
     /// A checkpoint of `partition` as it is now is being written: counting starts over (if
     /// it fails, the next one is due after another interval).
     pub fn started(&mut self, partition: &Partition) {
+        self.urgent = false;
         self.entries_since = 0;
         self.transfers_at_last = partition.transfer_count();
     }

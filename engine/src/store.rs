@@ -229,16 +229,16 @@ impl Store {
             }
             Err(e) => return Err(e.into()),
         };
-        report.checkpoint = restored.checkpoint;
-        report.checkpoints_rejected = restored.rejected;
-        report.checkpoints_passed_over = restored.passed_over;
-        let partition = restored.partition;
         // Replayed entries count as growth since the checkpoint restored.
         let schedule = Schedule::new(
             config.checkpoint_interval_entries,
             config.checkpoints_kept,
-            report.checkpoint.map(|_| &partition),
+            &restored,
         );
+        report.checkpoint = restored.checkpoint;
+        report.checkpoints_rejected = restored.rejected;
+        report.checkpoints_passed_over = restored.passed_over;
+        let partition = restored.partition;
         let mut store = Store {
             dir: dir.to_path_buf(),
             config,
@@ -258,12 +258,8 @@ impl Store {
             .partition
             .transfer_runs()
             .map_or(0, TransferRuns::record_count);
-        if !report.checkpoints_rejected.is_empty() {
-            // Recovered from damage: a fresh checkpoint keeps the next start from paying the
-            // same fallback again (replay rewrites transfer runs, so the rejected
-            // checkpoints may never match them again). A failure only costs that time.
-            store.checkpoint_error = store.checkpoint().err().map(|e| e.to_string());
-        }
+        // Due at once if checkpoints were rejected (see `Schedule::new`).
+        store.checkpoint_if_due();
         Ok((store, report))
     }
 
@@ -346,15 +342,19 @@ impl Store {
             self.index_error = self.index.flush().err().map(|e| e.to_string());
         }
         self.schedule.applied(payloads.len() as u64);
+        self.checkpoint_if_due();
+        Ok(outcomes)
+    }
+
+    /// Writes a checkpoint if the schedule says one is due. The entries are durable and
+    /// applied whatever happens here: a failed checkpoint only costs replay time at the next
+    /// restart, so it must not turn an acknowledged submit (or a recovery) into an error.
+    /// It is kept for the operator and retried at the next interval.
+    fn checkpoint_if_due(&mut self) {
         if self.schedule.is_due(&self.partition) {
-            // The entries are durable and applied whatever happens here: a failed checkpoint
-            // only costs replay time at the next restart, so it must not turn this
-            // acknowledged submit into an error. It is kept for the operator and retried at
-            // the next interval.
             self.schedule.started(&self.partition);
             self.checkpoint_error = self.checkpoint().err().map(|e| e.to_string());
         }
-        Ok(outcomes)
     }
 
     /// Writes a checkpoint of the current state now and prunes old ones.

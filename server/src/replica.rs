@@ -250,12 +250,13 @@ impl Replica {
         for reason in &restored.rejected {
             tracing::warn!(partition = %config.partition, %reason, "checkpoint skipped");
         }
-        let mut partition = restored.partition;
+        // Checkpoints were rejected: the next one is written as soon as entries are applied.
         let schedule = Schedule::new(
             config.checkpoint_interval_entries,
             config.checkpoints_kept,
-            restored.checkpoint.map(|_| &partition),
+            &restored,
         );
+        let mut partition = restored.partition;
         partition.set_postings_enabled(true);
         let applied = partition.applied_index().0;
         raft_log.raise_commit(applied);
