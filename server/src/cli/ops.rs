@@ -442,16 +442,36 @@ async fn account_show(connection: &Connection, ids: Vec<u128>) -> Result<(), Str
         .lookup_accounts(ids.iter().map(|&id| AccountId(id)).collect())
         .await
         .map_err(|e| format!("account show: {e}"))?;
+    print_found(
+        "account",
+        &ids,
+        &found,
+        |a| a.id.0,
+        print_account,
+        connection.json,
+    )
+}
+
+/// Prints each of `ids` that was `found` with `print`, in the order asked, and a "not found"
+/// line for each other; an error names the missing ones.
+fn print_found<T>(
+    what: &str,
+    ids: &[u128],
+    found: &[T],
+    id_of: impl Fn(&T) -> u128,
+    print: impl Fn(&T, bool),
+    json: bool,
+) -> Result<(), String> {
     let mut missing = Vec::new();
-    for &id in &ids {
-        match found.iter().find(|a| a.id.0 == id) {
-            Some(account) => print_account(account, connection.json),
+    for &id in ids {
+        match found.iter().find(|item| id_of(item) == id) {
+            Some(item) => print(item, json),
             None => {
                 missing.push(id.to_string());
-                if connection.json {
-                    print_json(&json!({"account": id.to_string(), "found": false}));
+                if json {
+                    print_json(&json!({what: id.to_string(), "found": false}));
                 } else {
-                    println!("account {id}: not found");
+                    println!("{what} {id}: not found");
                 }
             }
         }
@@ -459,7 +479,7 @@ async fn account_show(connection: &Connection, ids: Vec<u128>) -> Result<(), Str
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(format!("accounts not found: {}", missing.join(", ")))
+        Err(format!("{what}s not found: {}", missing.join(", ")))
     }
 }
 
@@ -531,25 +551,14 @@ async fn transfer_show(connection: &Connection, ids: Vec<u128>) -> Result<(), St
         .lookup_transfers(ids.iter().map(|&id| TransferId(id)).collect())
         .await
         .map_err(|e| format!("transfer show: {e}"))?;
-    let mut missing = Vec::new();
-    for &id in &ids {
-        match found.iter().find(|t| t.id.0 == id) {
-            Some(transfer) => print_transfer(transfer, connection.json),
-            None => {
-                missing.push(id.to_string());
-                if connection.json {
-                    print_json(&json!({"transfer": id.to_string(), "found": false}));
-                } else {
-                    println!("transfer {id}: not found");
-                }
-            }
-        }
-    }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("transfers not found: {}", missing.join(", ")))
-    }
+    print_found(
+        "transfer",
+        &ids,
+        &found,
+        |t| t.id.0,
+        print_transfer,
+        connection.json,
+    )
 }
 
 impl TransferArgs {
