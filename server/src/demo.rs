@@ -82,24 +82,12 @@ impl Demo {
         match &outcome {
             Outcome::Tick => {}
             Outcome::Ledgers(results) => {
-                println!(
-                    "    {}",
-                    results
-                        .iter()
-                        .map(|r| r.name())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+                let names: Vec<&str> = results.iter().map(|r| r.name()).collect();
+                println!("    {}", names.join(", "));
             }
             Outcome::Accounts(results) => {
-                println!(
-                    "    {}",
-                    results
-                        .iter()
-                        .map(|r| r.name())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
+                let names: Vec<&str> = results.iter().map(|r| r.name()).collect();
+                println!("    {}", names.join(", "));
             }
             Outcome::Transfers(results) => {
                 for r in results {
