@@ -2,10 +2,12 @@
 //!
 //! Each test builds a real log on disk with a small `segment_size_max` so that it spans
 //! several segment files, then damages the files the way a crash or a bad disk would —
-//! cutting the last file at every byte offset of its final records, flipping bits in
-//! records and headers, leaving half-created segment files — and checks that `Log::open`
-//! recovers exactly the fully written entries, or reports `Corrupt` with the exact segment
-//! and byte offset. Record positions are computed independently of the log by walking the
+//! cutting the unsynced tail of the last file at every byte offset, writing it out of
+//! order, flipping bits in records and headers, leaving half-created segment files,
+//! shortening or removing what was made durable — and checks that `Log::open` recovers
+//! exactly the durable entries plus the intact part of the unsynced tail, or reports
+//! `Corrupt` with the exact segment and byte offset; and that `Log::open_repairing` cuts
+//! the damage away instead. Record positions are computed independently of the log by walking the
 //! files with the public codec. Payloads come from a seeded generator; the seed is printed
 //! (captured output is shown on failure) and can be overridden with `SEGMENT_SEED=<n>`.
 
@@ -13,14 +15,17 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use tally_engine::segment::{
-    decode_record, decode_segment_header, segment_file_name, CorruptReason, Entry, EntryKind, Log,
-    LogConfig, LogError, RecoveryReport, SEGMENT_HEADER_SIZE,
+    decode_record, decode_segment_header, newest_slot, segment_file_name, CorruptReason, Entry,
+    EntryKind, Log, LogConfig, LogError, RecoveryReport, SEGMENT_HEADER_SIZE,
+    SEGMENT_RECORDS_OFFSET,
 };
 use tally_engine::types::{LogIndex, PartitionId, SegmentId, Term};
 
 const PARTITION: PartitionId = PartitionId(7);
 const SEGMENT_SIZE_MAX: u64 = 4096;
 const ENTRY_COUNT: u64 = 120;
+/// Entries appended after the last sync by [`write_log_unsynced_tail`].
+const UNSYNCED: u64 = 4;
 const SEED_DEFAULT: u64 = 0x5EED_1234;
 
 fn seed() -> u64 {
@@ -102,6 +107,33 @@ fn write_log(dir: &Path, seed: u64) -> Vec<Entry> {
     entries
 }
 
+/// Like [`write_log`], then appends [`UNSYNCED`] more entries without a sync (all into the
+/// last segment): a log as a crash before its next group commit would find it, if every
+/// write had reached the disk. Returns all entries and the durable prefix the last
+/// segment's slot records.
+fn write_log_unsynced_tail(dir: &Path, seed: u64) -> (Vec<Entry>, LogIndex) {
+    let mut entries = write_log(dir, seed);
+    let (mut log, _) = open(dir).expect("reopen");
+    let tail = make_entries(&mut Rng::new(seed ^ 0x7A11), ENTRY_COUNT + 1, UNSYNCED, 1);
+    let segments = log.stats().segments_created;
+    log.append(&tail).expect("append the tail");
+    assert_eq!(
+        log.stats().segments_created,
+        segments,
+        "the tail rolled over"
+    );
+    entries.extend(tail);
+    drop(log);
+    let last = segment_files(dir).pop().expect("segments");
+    let (_, slot) = newest_slot(&fs::read(&last).expect("read")).expect("a slot");
+    assert_eq!(
+        slot.durable,
+        LogIndex(ENTRY_COUNT),
+        "the slot covers the synced entries"
+    );
+    (entries, slot.durable)
+}
+
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = fs::read_dir(dir)
         .expect("read_dir")
@@ -124,7 +156,7 @@ fn segment_id(path: &Path) -> SegmentId {
 fn record_spans(bytes: &[u8]) -> Vec<(u64, u64)> {
     decode_segment_header(bytes).expect("valid header");
     let mut spans = Vec::new();
-    let mut offset = SEGMENT_HEADER_SIZE;
+    let mut offset = SEGMENT_RECORDS_OFFSET;
     while offset < bytes.len() {
         let (_, consumed) = decode_record(&bytes[offset..]).expect("valid record");
         spans.push((offset as u64, (offset + consumed) as u64));
@@ -175,13 +207,14 @@ fn expect_corrupt(dir: &Path, segment: SegmentId, offset: u64) -> CorruptReason 
     }
 }
 
-/// (a) Cut the last segment at every byte offset within its final three records: recovery
-/// keeps exactly the complete records, reports the cut, and appending continues.
+/// (a) Cut the last segment at every byte offset of its unsynced tail: recovery keeps
+/// exactly the complete records, reports the cut, and appending continues. Cut anywhere in
+/// what was made durable, the same file is corrupt.
 #[test]
 fn torn_tail_at_every_offset() {
     let seed = seed();
     let pristine = tempfile::tempdir().expect("tempdir");
-    let entries = write_log(pristine.path(), seed);
+    let (entries, durable) = write_log_unsynced_tail(pristine.path(), seed);
     let files = segment_files(pristine.path());
     assert!(
         files.len() >= 3,
@@ -192,16 +225,17 @@ fn torn_tail_at_every_offset() {
     let last_id = segment_id(last_path);
     let last_bytes = fs::read(last_path).expect("read last segment");
     let spans = record_spans(&last_bytes);
+    let total = entries.len() as u64;
     assert!(
-        spans.len() >= 3,
+        spans.len() as u64 > UNSYNCED + 2,
         "last segment holds only {} records",
         spans.len()
     );
-    let first_in_last = ENTRY_COUNT - spans.len() as u64 + 1;
-    let cut_start = spans[spans.len() - 3].0;
+    let first_in_last = total - spans.len() as u64 + 1;
+    let durable_end = spans[(durable.0 - first_in_last) as usize].1;
     let mut rng = Rng::new(seed ^ 0xA5A5);
 
-    for cut in cut_start..last_bytes.len() as u64 {
+    for cut in durable_end..last_bytes.len() as u64 {
         let work = tempfile::tempdir().expect("tempdir");
         copy_dir(pristine.path(), work.path());
         let path = work.path().join(segment_file_name(last_id));
@@ -212,15 +246,17 @@ fn torn_tail_at_every_offset() {
             .iter()
             .map(|&(_, end)| end)
             .filter(|&end| end <= cut)
-            .max();
-        let kept_end = kept_end.unwrap_or(SEGMENT_HEADER_SIZE as u64);
+            .max()
+            .expect("the durable records");
         let expected_last = first_in_last + complete - 1;
 
         let (mut log, report) = open(work.path()).unwrap_or_else(|e| panic!("cut {cut}: {e}"));
         log.check_invariants();
         assert_eq!(log.last_index(), LogIndex(expected_last), "cut {cut}");
         assert_eq!(report.entries, expected_last, "cut {cut}");
+        assert_eq!(report.durable, durable, "cut {cut}");
         assert_eq!(report.truncated_bytes, cut - kept_end, "cut {cut}");
+        assert!(!report.reordered_tail, "cut {cut}");
         let expected_at = (cut > kept_end).then_some((last_id, kept_end));
         assert_eq!(report.truncated_at, expected_at, "cut {cut}");
         assert_eq!(
@@ -250,6 +286,200 @@ fn torn_tail_at_every_offset() {
             expected,
             "cut {cut}: after append and reopen"
         );
+    }
+
+    // Shortened into the durable prefix: inside a record, that record is corrupt; at a
+    // record boundary, the log ends before what was made durable.
+    let durable_spans = &spans[..=(durable.0 - first_in_last) as usize];
+    for &(start, end) in durable_spans.iter().rev().take(4) {
+        for cut in [start, start + 1, (start + end) / 2, end - 1] {
+            let work = tempfile::tempdir().expect("tempdir");
+            copy_dir(pristine.path(), work.path());
+            let path = work.path().join(segment_file_name(last_id));
+            fs::write(&path, &last_bytes[..cut as usize]).expect("cut segment");
+            let reason = expect_corrupt(work.path(), last_id, start);
+            if cut == start {
+                assert!(
+                    matches!(reason, CorruptReason::DurableMissing { durable: d, .. } if d == durable),
+                    "cut {cut}: {reason}"
+                );
+            } else {
+                assert!(
+                    matches!(reason, CorruptReason::Record(_)),
+                    "cut {cut}: {reason}"
+                );
+            }
+        }
+    }
+}
+
+/// (a) Records of one unsynced group commit that reached the disk out of order: a missing
+/// (zeroed) or garbled record with intact ones after it is cut with everything after it.
+#[test]
+fn reordered_unsynced_tail_is_cut() {
+    let seed = seed();
+    let pristine = tempfile::tempdir().expect("tempdir");
+    let (entries, durable) = write_log_unsynced_tail(pristine.path(), seed);
+    let last_path = segment_files(pristine.path()).pop().expect("segments");
+    let last_id = segment_id(&last_path);
+    let last_bytes = fs::read(&last_path).expect("read");
+    let spans = record_spans(&last_bytes);
+    let total = entries.len() as u64;
+    let first_in_last = total - spans.len() as u64 + 1;
+    for missing in durable.0 + 1..total {
+        for garble in [0u8, 0x5A] {
+            let (start, end) = spans[(missing - first_in_last) as usize];
+            let mut image = last_bytes.clone();
+            image[start as usize..end as usize].fill(garble);
+            let work = tempfile::tempdir().expect("tempdir");
+            copy_dir(pristine.path(), work.path());
+            fs::write(work.path().join(segment_file_name(last_id)), &image).expect("write");
+            let (log, report) =
+                open(work.path()).unwrap_or_else(|e| panic!("missing {missing}: {e}"));
+            assert_eq!(log.last_index(), LogIndex(missing - 1));
+            assert_eq!(report.truncated_at, Some((last_id, start)));
+            assert!(
+                report.reordered_tail,
+                "missing {missing}: later records survived"
+            );
+            assert_eq!(read_all(&log), entries[..(missing - 1) as usize]);
+        }
+    }
+    // The same damage inside the durable prefix is corruption.
+    let (start, end) = spans[(durable.0 - first_in_last) as usize];
+    let mut image = last_bytes.clone();
+    image[start as usize..end as usize].fill(0);
+    let work = tempfile::tempdir().expect("tempdir");
+    copy_dir(pristine.path(), work.path());
+    fs::write(work.path().join(segment_file_name(last_id)), &image).expect("write");
+    expect_corrupt(work.path(), last_id, start);
+}
+
+/// (a) What was made durable cannot silently go missing: a removed last segment (its
+/// predecessor is sealed), and a last segment emptied down to its header, are corrupt.
+#[test]
+fn lost_durable_segments_are_corrupt() {
+    let seed = seed();
+    let pristine = tempfile::tempdir().expect("tempdir");
+    write_log(pristine.path(), seed);
+    let files = segment_files(pristine.path());
+    let last = files.last().expect("segments");
+    let previous = &files[files.len() - 2];
+
+    let work = tempfile::tempdir().expect("tempdir");
+    copy_dir(pristine.path(), work.path());
+    fs::remove_file(work.path().join(last.file_name().expect("name"))).expect("remove");
+    let reason = expect_corrupt(
+        work.path(),
+        segment_id(previous),
+        SEGMENT_HEADER_SIZE as u64,
+    );
+    assert!(
+        matches!(reason, CorruptReason::SuccessorMissing),
+        "{reason}"
+    );
+
+    let work = tempfile::tempdir().expect("tempdir");
+    copy_dir(pristine.path(), work.path());
+    let path = work.path().join(last.file_name().expect("name"));
+    let bytes = fs::read(&path).expect("read");
+    fs::write(&path, &bytes[..SEGMENT_RECORDS_OFFSET]).expect("empty the segment");
+    let reason = expect_corrupt(work.path(), segment_id(last), SEGMENT_RECORDS_OFFSET as u64);
+    assert!(
+        matches!(reason, CorruptReason::DurableMissing { .. }),
+        "{reason}"
+    );
+
+    // Every segment but the first gone: the first is sealed, so that is noticed too.
+    let work = tempfile::tempdir().expect("tempdir");
+    copy_dir(pristine.path(), work.path());
+    for file in &files[1..] {
+        fs::remove_file(work.path().join(file.file_name().expect("name"))).expect("remove");
+    }
+    let reason = expect_corrupt(
+        work.path(),
+        segment_id(&files[0]),
+        SEGMENT_HEADER_SIZE as u64,
+    );
+    assert!(
+        matches!(reason, CorruptReason::SuccessorMissing),
+        "{reason}"
+    );
+
+    // The first segment gone: the log must start at index 1.
+    let work = tempfile::tempdir().expect("tempdir");
+    copy_dir(pristine.path(), work.path());
+    fs::remove_file(work.path().join(files[0].file_name().expect("name"))).expect("remove");
+    let reason = expect_corrupt(work.path(), segment_id(&files[1]), 0);
+    assert!(matches!(reason, CorruptReason::IndexGap { .. }), "{reason}");
+}
+
+/// `open_repairing` keeps the intact prefix before the first damage, says what it cut, and
+/// leaves a log that opens cleanly and takes appends.
+#[test]
+fn open_repairing_cuts_damage_away() {
+    let seed = seed();
+    let pristine = tempfile::tempdir().expect("tempdir");
+    let entries = write_log(pristine.path(), seed);
+    let files = segment_files(pristine.path());
+    let victim = &files[1];
+    let spans = record_spans(&fs::read(victim).expect("read"));
+    let first_in_victim = decode_segment_header(&fs::read(victim).expect("read"))
+        .expect("header")
+        .first_index;
+    let (start, _) = spans[spans.len() / 2];
+    let damaged_index = first_in_victim.0 + (spans.len() / 2) as u64;
+
+    // A bit flip in a sealed segment, a missing last segment, a shortened last segment.
+    type Damage<'a> = Box<dyn Fn(&Path) + 'a>;
+    let cases: Vec<(&str, Damage, u64)> = vec![
+        (
+            "bit flip",
+            Box::new(|dir: &Path| {
+                flip_bit(&dir.join(victim.file_name().expect("name")), start + 40, 3)
+            }),
+            damaged_index - 1,
+        ),
+        (
+            "missing last segment",
+            Box::new(|dir: &Path| {
+                let last = files.last().expect("segments");
+                fs::remove_file(dir.join(last.file_name().expect("name"))).expect("remove");
+            }),
+            decode_segment_header(&fs::read(files.last().expect("segments")).expect("read"))
+                .expect("header")
+                .first_index
+                .0
+                - 1,
+        ),
+        (
+            "header of a middle segment",
+            Box::new(|dir: &Path| flip_bit(&dir.join(victim.file_name().expect("name")), 3, 1)),
+            first_in_victim.0 - 1,
+        ),
+    ];
+    for (name, damage, expected_last) in cases {
+        let work = tempfile::tempdir().expect("tempdir");
+        copy_dir(pristine.path(), work.path());
+        damage(work.path());
+        assert!(open(work.path()).is_err(), "{name}: plain open refuses");
+        let (mut log, report) =
+            Log::open_repairing(work.path(), config()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!report.repairs.is_empty(), "{name}: reported");
+        assert_eq!(
+            log.last_index(),
+            LogIndex(expected_last),
+            "{name}: {:?}",
+            report.repairs
+        );
+        assert_eq!(read_all(&log), entries[..expected_last as usize], "{name}");
+        let more = make_entries(&mut Rng::new(seed), expected_last + 1, 3, 2);
+        log.append(&more).expect("append");
+        log.sync().expect("sync");
+        drop(log);
+        let (log, report) = open(work.path()).unwrap_or_else(|e| panic!("{name}: reopen: {e}"));
+        assert!(report.repairs.is_empty());
+        assert_eq!(log.last_index(), LogIndex(expected_last + 3), "{name}");
     }
 }
 
@@ -300,21 +530,22 @@ fn bit_flip_in_sealed_segment_is_corrupt() {
     expect_corrupt(work.path(), segment_id(victim), start);
 }
 
-/// (b) In the last segment, a bad record followed by valid ones is corruption; a bad final
-/// record is a torn tail and is cut.
+/// (b) In the last segment, a bad record in the durable prefix is corruption, the last one
+/// included; a bad record in the unsynced tail is cut with everything after it.
 #[test]
 fn bit_flip_in_last_segment() {
     let seed = seed();
     let pristine = tempfile::tempdir().expect("tempdir");
-    let entries = write_log(pristine.path(), seed);
+    let (entries, durable) = write_log_unsynced_tail(pristine.path(), seed);
     let last = segment_files(pristine.path()).pop().expect("segments");
     let spans = record_spans(&fs::read(&last).expect("read"));
+    let first_in_last = entries.len() as u64 - spans.len() as u64 + 1;
+    let durable_slot = (durable.0 - first_in_last) as usize;
     assert!(
-        spans.len() >= 3,
-        "last segment holds only {} records",
-        spans.len()
+        durable_slot >= 2,
+        "last segment holds too few durable records"
     );
-    for victim in [0, spans.len() / 2, spans.len() - 2] {
+    for victim in [0, durable_slot / 2, durable_slot] {
         let (start, _) = spans[victim];
         for (field_offset, bit) in [(0, 0), (5, 1), (10, 2), (20, 3), (35, 4)] {
             let work = tempfile::tempdir().expect("tempdir");
@@ -327,19 +558,19 @@ fn bit_flip_in_last_segment() {
             expect_corrupt(work.path(), segment_id(&last), start);
         }
     }
-
-    let (start, end) = *spans.last().expect("records");
-    let work = tempfile::tempdir().expect("tempdir");
-    copy_dir(pristine.path(), work.path());
-    flip_bit(
-        &work.path().join(last.file_name().expect("name")),
-        start + 40,
-        1,
-    );
-    let (log, report) = open(work.path()).expect("torn last record recovers");
-    assert_eq!(report.truncated_at, Some((segment_id(&last), start)));
-    assert_eq!(report.truncated_bytes, end - start);
-    assert_eq!(read_all(&log), entries[..entries.len() - 1]);
+    for (victim, &(start, _)) in spans.iter().enumerate().skip(durable_slot + 1) {
+        let work = tempfile::tempdir().expect("tempdir");
+        copy_dir(pristine.path(), work.path());
+        flip_bit(
+            &work.path().join(last.file_name().expect("name")),
+            start + 40,
+            1,
+        );
+        let (log, report) = open(work.path()).expect("a torn unsynced record recovers");
+        assert_eq!(report.truncated_at, Some((segment_id(&last), start)));
+        let kept = first_in_last as usize + victim - 1;
+        assert_eq!(read_all(&log), entries[..kept]);
+    }
 }
 
 /// (c) Damaged segment headers: corruption at offset 0, except a torn creation of the last
@@ -371,12 +602,16 @@ fn segment_header_damage() {
 
     // Torn creation: a next segment with a partial header, or zeros, is removed.
     let next_id = SegmentId(segment_id(last).0 + 1);
-    let header_bytes = fs::read(last).expect("read")[..SEGMENT_HEADER_SIZE].to_vec();
-    let mut torn_images: Vec<Vec<u8>> = (0..SEGMENT_HEADER_SIZE)
-        .map(|len| header_bytes[..len].to_vec())
+    let area_bytes = fs::read(last).expect("read")[..SEGMENT_RECORDS_OFFSET].to_vec();
+    let mut torn_images: Vec<Vec<u8>> = (0..SEGMENT_RECORDS_OFFSET)
+        .map(|len| area_bytes[..len].to_vec())
         .collect();
-    torn_images.push(vec![0; SEGMENT_HEADER_SIZE]);
-    torn_images.push(vec![0; SEGMENT_HEADER_SIZE + 100]);
+    // The header complete, the slot not.
+    let mut no_slot = area_bytes.clone();
+    no_slot[SEGMENT_HEADER_SIZE..].fill(0);
+    torn_images.push(no_slot);
+    torn_images.push(vec![0; SEGMENT_RECORDS_OFFSET]);
+    torn_images.push(vec![0; SEGMENT_RECORDS_OFFSET + 100]);
     for image in torn_images {
         let work = tempfile::tempdir().expect("tempdir");
         copy_dir(pristine.path(), work.path());

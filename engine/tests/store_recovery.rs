@@ -21,8 +21,11 @@ use tally_engine::command::{
     AccountFlags, Command, EntryPayload, NewAccount, NewLedger, NewTransfer, TransferFlags,
 };
 use tally_engine::partition::Partition;
-use tally_engine::store::{Store, StoreConfig};
-use tally_engine::types::{AccountId, LedgerId, LogIndex, PartitionId, Timestamp, TransferId};
+use tally_engine::segment::{Entry, EntryKind, Log, LogConfig, LogError};
+use tally_engine::store::{Store, StoreConfig, StoreError};
+use tally_engine::types::{
+    AccountId, LedgerId, LogIndex, PartitionId, Term, Timestamp, TransferId,
+};
 
 use common::Rng;
 
@@ -240,18 +243,48 @@ fn reopen_loads_checkpoint_and_replays_the_rest() {
     );
 }
 
+/// A crash during a group commit: the last entries reached the log file but were never
+/// synced. Cut at every offset of that unsynced tail, the store recovers the durable prefix
+/// plus whatever complete entries follow it; cut into what was synced, it refuses to open.
 #[test]
 fn torn_log_tail_recovers_the_durable_prefix_at_every_offset() {
     let seed = 7;
     let payloads = workload(seed, 40);
+    let unsynced = 3;
+    let durable = payloads.len() - unsynced;
     let original = tempfile::tempdir().expect("tempdir");
     // No automatic checkpoints: a checkpoint ahead of a cut log would be a different test.
-    build(original.path(), &payloads, 0);
+    build(original.path(), &payloads[..durable], 0);
+    // The last entries as the store would have appended them, left unsynced.
+    let log_config = LogConfig {
+        segment_size_max: 4096,
+        ..LogConfig::new(PartitionId(3))
+    };
+    let (mut log, _) = Log::open(&original.path().join("log"), log_config).expect("open the log");
+    let tail: Vec<Entry> = payloads[durable..]
+        .iter()
+        .enumerate()
+        .map(|(i, payload)| Entry {
+            index: LogIndex((durable + i + 1) as u64),
+            term: Term(1),
+            kind: EntryKind::Normal,
+            payload: payload.encode(),
+        })
+        .collect();
+    log.append(&tail).expect("append the unsynced tail");
+    drop(log);
     let last_segment = segments(original.path()).pop().expect("a segment");
     let length = fs::metadata(&last_segment).expect("metadata").len();
-    // Cut at every offset covering the last ~3 records of the last segment.
-    let from = length.saturating_sub(700);
-    for cut in from..length {
+    let tail_bytes: u64 = tail.iter().map(Entry::record_size).sum();
+    let synced_end = length - tail_bytes;
+    // Every offset near a record boundary, every 16th elsewhere (each cut reopens a store).
+    let mut boundaries = vec![synced_end];
+    for entry in &tail {
+        boundaries.push(boundaries.last().expect("a boundary") + entry.record_size());
+    }
+    let near = |cut: u64| boundaries.iter().any(|&b| cut + 40 > b && cut < b + 40);
+    let cuts = (synced_end.saturating_sub(100)..length).filter(|&cut| near(cut) || cut % 16 == 0);
+    for cut in cuts {
         let dir = tempfile::tempdir().expect("tempdir");
         copy_dir(original.path(), dir.path());
         let segment = dir
@@ -264,13 +297,20 @@ fn torn_log_tail_recovers_the_durable_prefix_at_every_offset() {
             .expect("open")
             .set_len(cut)
             .expect("cut");
-        let (store, report) = Store::open(dir.path(), config(0))
-            .unwrap_or_else(|e| panic!("seed {seed}: reopen after cut at {cut}: {e}"));
+        let opened = Store::open(dir.path(), self::config(0));
+        if cut < synced_end {
+            assert!(
+                matches!(opened, Err(StoreError::Log(LogError::Corrupt { .. }))),
+                "seed {seed}: cut at {cut}, into synced entries, opened"
+            );
+            continue;
+        }
+        let (store, report) =
+            opened.unwrap_or_else(|e| panic!("seed {seed}: reopen after cut at {cut}: {e}"));
         let recovered = store.partition().applied_index().0 as usize;
-        assert!(recovered <= payloads.len());
         assert!(
-            recovered + 4 >= payloads.len(),
-            "cut at {cut} lost {recovered}"
+            (durable..=payloads.len()).contains(&recovered),
+            "cut at {cut} recovered {recovered}"
         );
         assert_eq!(report.entries_replayed as usize, recovered);
         assert_same_state(

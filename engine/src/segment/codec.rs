@@ -27,10 +27,27 @@ pub const RECORD_HEADER_SIZE: usize = 32;
 pub const SEGMENT_MAGIC: [u8; 8] = *b"TALLYLOG";
 
 /// The segment format version written by this code; any other value is rejected.
-pub const SEGMENT_FORMAT_VERSION: u16 = 1;
+/// Version 2 added the durability slots after the header.
+pub const SEGMENT_FORMAT_VERSION: u16 = 2;
 
 /// Size in bytes of the segment header at offset 0 of every segment file.
 pub const SEGMENT_HEADER_SIZE: usize = 32;
+
+/// Size in bytes of one durability slot ([`DurabilitySlot`]).
+pub const DURABILITY_SLOT_SIZE: usize = 48;
+
+/// Offsets of the two durability slots, right after the header. Writes alternate between
+/// them, so a torn slot write leaves the other one intact.
+pub const DURABILITY_SLOT_OFFSETS: [usize; 2] = [
+    SEGMENT_HEADER_SIZE,
+    SEGMENT_HEADER_SIZE + DURABILITY_SLOT_SIZE,
+];
+
+/// Where the first record of a segment starts: after the header and both slots.
+pub const SEGMENT_RECORDS_OFFSET: usize = SEGMENT_HEADER_SIZE + 2 * DURABILITY_SLOT_SIZE;
+
+/// Marks a durability slot ("TDUR" read as little-endian bytes).
+pub const DURABILITY_SLOT_MARKER: u32 = u32::from_le_bytes(*b"TDUR");
 
 /// The in-memory mirror of the record header layout, kept only so that the compiler checks
 /// the documented size: the codec writes fields one by one at the offsets below.
@@ -436,6 +453,115 @@ pub fn decode_segment_header(bytes: &[u8]) -> Result<SegmentHeader, HeaderError>
     })
 }
 
+/// What a segment says about the log's durable prefix: every entry up to `durable` (whose
+/// term is `durable_term`) was made durable by an fsync before this slot was written. The
+/// log writes a slot of its last segment after every successful sync (and never claims more
+/// than that sync covered), so the slot on disk trails the durable prefix by at most one
+/// group commit; see `docs/format.md`, "Durability slots".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DurabilitySlot {
+    /// Set once a later segment exists: this segment is complete and must not be the last.
+    pub sealed: bool,
+    /// Increases with every slot write of a segment; the valid slot with the larger one wins.
+    pub sequence: u64,
+    /// The durable prefix ends at this index (0: nothing was durable yet).
+    pub durable: LogIndex,
+    /// The term of the entry at `durable` (0 when `durable` is 0).
+    pub durable_term: Term,
+}
+
+/// Why a durability slot does not decode.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SlotError {
+    /// Fewer than [`DURABILITY_SLOT_SIZE`] bytes.
+    #[error("durability slot truncated: {available} of {DURABILITY_SLOT_SIZE} bytes")]
+    Truncated {
+        /// Bytes present.
+        available: u64,
+    },
+    /// The first four bytes are not [`DURABILITY_SLOT_MARKER`] (e.g. a slot never written).
+    #[error("no durability slot marker")]
+    BadMarker,
+    /// The stored checksum does not match.
+    #[error("durability slot checksum mismatch")]
+    ChecksumMismatch,
+    /// Flags or reserved bytes hold values no version defines.
+    #[error("durability slot has unknown flags {flags:#x} or reserved bytes set")]
+    Reserved {
+        /// The flags field.
+        flags: u32,
+    },
+}
+
+const SLOT_FLAGS_OFFSET: usize = 4;
+const SLOT_SEQUENCE_OFFSET: usize = 8;
+const SLOT_DURABLE_OFFSET: usize = 16;
+const SLOT_TERM_OFFSET: usize = 24;
+const SLOT_RESERVED_OFFSET: usize = 32;
+const SLOT_CHECKSUM_OFFSET: usize = 44;
+const SLOT_FLAG_SEALED: u32 = 1;
+
+/// Encodes a durability slot.
+pub fn encode_slot(slot: &DurabilitySlot) -> [u8; DURABILITY_SLOT_SIZE] {
+    let mut bytes = [0u8; DURABILITY_SLOT_SIZE];
+    bytes[..4].copy_from_slice(&DURABILITY_SLOT_MARKER.to_le_bytes());
+    let flags = if slot.sealed { SLOT_FLAG_SEALED } else { 0 };
+    bytes[SLOT_FLAGS_OFFSET..SLOT_FLAGS_OFFSET + 4].copy_from_slice(&flags.to_le_bytes());
+    bytes[SLOT_SEQUENCE_OFFSET..SLOT_SEQUENCE_OFFSET + 8]
+        .copy_from_slice(&slot.sequence.to_le_bytes());
+    bytes[SLOT_DURABLE_OFFSET..SLOT_DURABLE_OFFSET + 8]
+        .copy_from_slice(&slot.durable.0.to_le_bytes());
+    bytes[SLOT_TERM_OFFSET..SLOT_TERM_OFFSET + 8]
+        .copy_from_slice(&slot.durable_term.0.to_le_bytes());
+    let checksum = crc32fast::hash(&bytes[..SLOT_CHECKSUM_OFFSET]);
+    bytes[SLOT_CHECKSUM_OFFSET..].copy_from_slice(&checksum.to_le_bytes());
+    debug_assert_eq!(decode_slot(&bytes), Ok(*slot));
+    bytes
+}
+
+/// Decodes and validates the durability slot at the start of `bytes`. Never panics.
+pub fn decode_slot(bytes: &[u8]) -> Result<DurabilitySlot, SlotError> {
+    if bytes.len() < DURABILITY_SLOT_SIZE {
+        return Err(SlotError::Truncated {
+            available: bytes.len() as u64,
+        });
+    }
+    let bytes = &bytes[..DURABILITY_SLOT_SIZE];
+    if read_u32(bytes, 0) != DURABILITY_SLOT_MARKER {
+        return Err(SlotError::BadMarker);
+    }
+    if crc32fast::hash(&bytes[..SLOT_CHECKSUM_OFFSET]) != read_u32(bytes, SLOT_CHECKSUM_OFFSET) {
+        return Err(SlotError::ChecksumMismatch);
+    }
+    let flags = read_u32(bytes, SLOT_FLAGS_OFFSET);
+    if flags & !SLOT_FLAG_SEALED != 0
+        || bytes[SLOT_RESERVED_OFFSET..SLOT_CHECKSUM_OFFSET]
+            .iter()
+            .any(|&b| b != 0)
+    {
+        return Err(SlotError::Reserved { flags });
+    }
+    Ok(DurabilitySlot {
+        sealed: flags & SLOT_FLAG_SEALED != 0,
+        sequence: read_u64(bytes, SLOT_SEQUENCE_OFFSET),
+        durable: LogIndex(read_u64(bytes, SLOT_DURABLE_OFFSET)),
+        durable_term: Term(read_u64(bytes, SLOT_TERM_OFFSET)),
+    })
+}
+
+/// The newer of a segment's two slots that decode, if any (`bytes` is the whole segment or
+/// at least its first [`SEGMENT_RECORDS_OFFSET`] bytes), and the position (0 or 1) it is in.
+pub fn newest_slot(bytes: &[u8]) -> Option<(usize, DurabilitySlot)> {
+    DURABILITY_SLOT_OFFSETS
+        .iter()
+        .enumerate()
+        .filter_map(|(position, &offset)| {
+            let slot = decode_slot(bytes.get(offset..)?).ok()?;
+            Some((position, slot))
+        })
+        .max_by_key(|(_, slot)| slot.sequence)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -489,7 +615,7 @@ mod tests {
         };
         let bytes = encode_segment_header(&header);
         assert_eq!(&bytes[0..8], b"TALLYLOG");
-        assert_eq!(&bytes[8..10], &1u16.to_le_bytes());
+        assert_eq!(&bytes[8..10], &2u16.to_le_bytes());
         assert_eq!(&bytes[12..16], &9u32.to_le_bytes());
         assert_eq!(&bytes[16..20], &4u32.to_le_bytes());
         assert_eq!(&bytes[20..28], &77u64.to_le_bytes());
@@ -578,6 +704,53 @@ mod tests {
         bytes[16..24].copy_from_slice(&0u64.to_le_bytes());
         resign(&mut bytes);
         assert_eq!(decode_record(&bytes), Err(RecordError::IndexZero));
+    }
+
+    #[test]
+    fn slots_round_trip_and_reject_damage() {
+        let slot = DurabilitySlot {
+            sealed: true,
+            sequence: 9,
+            durable: LogIndex(1234),
+            durable_term: Term(5),
+        };
+        let bytes = encode_slot(&slot);
+        assert_eq!(&bytes[..4], b"TDUR");
+        assert_eq!(decode_slot(&bytes), Ok(slot));
+        for bit in 0..bytes.len() * 8 {
+            let mut flipped = bytes;
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            assert!(
+                decode_slot(&flipped).is_err(),
+                "slot bit {bit} flip undetected"
+            );
+        }
+        for len in 0..bytes.len() {
+            assert!(decode_slot(&bytes[..len]).is_err());
+        }
+        assert_eq!(
+            decode_slot(&[0; DURABILITY_SLOT_SIZE]),
+            Err(SlotError::BadMarker)
+        );
+    }
+
+    #[test]
+    fn the_newest_valid_slot_wins() {
+        let mut area = vec![0u8; SEGMENT_RECORDS_OFFSET];
+        assert_eq!(newest_slot(&area), None);
+        let slot = |sequence| DurabilitySlot {
+            sealed: false,
+            sequence,
+            durable: LogIndex(sequence * 10),
+            durable_term: Term(1),
+        };
+        area[DURABILITY_SLOT_OFFSETS[0]..][..DURABILITY_SLOT_SIZE]
+            .copy_from_slice(&encode_slot(&slot(4)));
+        area[DURABILITY_SLOT_OFFSETS[1]..][..DURABILITY_SLOT_SIZE]
+            .copy_from_slice(&encode_slot(&slot(5)));
+        assert_eq!(newest_slot(&area), Some((1, slot(5))));
+        area[DURABILITY_SLOT_OFFSETS[1] + 20] ^= 1;
+        assert_eq!(newest_slot(&area), Some((0, slot(4))));
     }
 
     fn arb_entry() -> impl Strategy<Value = Entry> {

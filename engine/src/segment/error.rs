@@ -60,6 +60,31 @@ pub enum CorruptReason {
         /// The largest size a segment can legitimately have.
         max: u64,
     },
+    /// Neither durability slot of the last segment decodes, though records follow them.
+    #[error("no valid durability slot: {0}")]
+    Slots(super::codec::SlotError),
+    /// The log ends before the prefix its durability slot says was made durable: a segment
+    /// was shortened or removed.
+    #[error("the log ends at index {last}, but entries up to {durable} were made durable")]
+    DurableMissing {
+        /// The durable prefix the slot records.
+        durable: LogIndex,
+        /// The last index the log still holds.
+        last: LogIndex,
+    },
+    /// The entry at the end of the durable prefix has another term than the slot recorded.
+    #[error("entry {index} has term {found}, but term {expected} was made durable there")]
+    DurableTermMismatch {
+        /// The index.
+        index: LogIndex,
+        /// The term the slot recorded.
+        expected: Term,
+        /// The term found.
+        found: Term,
+    },
+    /// The last segment says a later one was created, and there is none.
+    #[error("the segment is sealed, but the segment after it is missing")]
+    SuccessorMissing,
     /// A record read back does not match the in-memory index built when it was written.
     #[error("record at index {index} does not match the in-memory index")]
     IndexMismatch {

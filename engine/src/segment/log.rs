@@ -8,9 +8,10 @@ use std::path::{Path, PathBuf};
 use memmap2::{Mmap, MmapOptions};
 
 use super::codec::{
-    check_record, decode_record, decode_segment_header, encode_record, encode_segment_header,
-    Entry, SegmentHeader, ENTRY_PAYLOAD_SIZE_MAX, RECORD_HEADER_SIZE, RECORD_MARKER,
-    SEGMENT_HEADER_SIZE,
+    check_record, decode_record, decode_segment_header, decode_slot, encode_record,
+    encode_segment_header, encode_slot, newest_slot, DurabilitySlot, Entry, SegmentHeader,
+    DURABILITY_SLOT_OFFSETS, ENTRY_PAYLOAD_SIZE_MAX, RECORD_HEADER_SIZE, RECORD_MARKER,
+    SEGMENT_HEADER_SIZE, SEGMENT_RECORDS_OFFSET,
 };
 use super::error::{CorruptReason, IoOp, LogError};
 use crate::types::{LogIndex, PartitionId, SegmentId, Term};
@@ -27,7 +28,7 @@ pub const SEGMENT_SIZE_MAX_LIMIT: u64 = 1024 * 1024 * 1024;
 /// The longest segment file this code can write: a full segment, or a header plus one
 /// record of maximal size. Recovery rejects longer files before mapping them.
 const SEGMENT_FILE_SIZE_MAX: u64 = SEGMENT_SIZE_MAX_LIMIT
-    + SEGMENT_HEADER_SIZE as u64
+    + SEGMENT_RECORDS_OFFSET as u64
     + RECORD_HEADER_SIZE as u64
     + ENTRY_PAYLOAD_SIZE_MAX as u64;
 
@@ -71,6 +72,37 @@ pub struct RecoveryReport {
     pub truncated_at: Option<(SegmentId, u64)>,
     /// A last segment whose header was never completely written, and which was deleted.
     pub removed_segment: Option<SegmentId>,
+    /// The durable prefix recorded by the last segment's durability slot: every entry up to
+    /// here was present and intact. Only what followed it may have been cut.
+    pub durable: LogIndex,
+    /// Whether well-formed records followed the cut: records of one unsynced group commit
+    /// that reached the disk out of order.
+    pub reordered_tail: bool,
+    /// Damage that [`Log::open_repairing`] cut away, in the order found (empty after
+    /// [`Log::open`], which refuses damage instead).
+    pub repairs: Vec<Repair>,
+}
+
+/// Damage [`Log::open_repairing`] found and cut: everything from `offset` of `segment` on
+/// (or only the durability slots, when the records were intact but too few) is gone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Repair {
+    /// The damaged segment.
+    pub segment: SegmentId,
+    /// Where the damage starts.
+    pub offset: u64,
+    /// What was wrong.
+    pub reason: CorruptReason,
+}
+
+impl std::fmt::Display for Repair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "segment {} at offset {}: {}",
+            self.segment, self.offset, self.reason
+        )
+    }
 }
 
 /// Counters of the IO the log has issued since it was opened; tests use them to check group
@@ -162,6 +194,88 @@ fn find_valid_record(bytes: &[u8]) -> Option<usize> {
     None
 }
 
+/// Writes `slot` into the next slot position of `segment` (alternating, so a torn write
+/// leaves the other, older slot intact). Does not fsync, and does not mark the segment
+/// dirty: the next sync of new records makes the slot durable too, and until then the older
+/// slot's lower bound stands.
+fn write_slot(segment: &mut Segment, slot: DurabilitySlot) -> Result<(), LogError> {
+    let position = segment.slot_next;
+    segment
+        .file
+        .write_all_at(
+            &encode_slot(&slot),
+            DURABILITY_SLOT_OFFSETS[position] as u64,
+        )
+        .map_err(io_error(IoOp::Write, &segment.path))?;
+    segment.slot = Some(slot);
+    segment.slot_next = 1 - position;
+    Ok(())
+}
+
+/// Cuts the damage [`Log::open`] reported at `offset` of `segment` (for
+/// [`Log::open_repairing`]): every later segment goes; so does the segment itself if its
+/// header is bad, else its records from `offset` on. The surviving last segment's slots are
+/// rewritten to claim nothing durable (the next open checks its records afresh and records
+/// what it keeps).
+fn cut_damage(
+    dir: &Path,
+    segment: SegmentId,
+    offset: u64,
+    reason: &CorruptReason,
+) -> Result<(), LogError> {
+    let mut later: Vec<SegmentId> = Vec::new();
+    for item in fs::read_dir(dir).map_err(io_error(IoOp::Open, dir))? {
+        let item = item.map_err(io_error(IoOp::Open, dir))?;
+        if let Some(id) = item.file_name().to_str().and_then(parse_segment_file_name) {
+            if id > segment {
+                later.push(id);
+            }
+        }
+    }
+    later.sort();
+    for id in later.iter().rev() {
+        let path = dir.join(segment_file_name(*id));
+        fs::remove_file(&path).map_err(io_error(IoOp::Remove, &path))?;
+    }
+    let path = dir.join(segment_file_name(segment));
+    let whole_segment = offset < SEGMENT_RECORDS_OFFSET as u64
+        && !matches!(
+            reason,
+            CorruptReason::Slots(_)
+                | CorruptReason::SuccessorMissing
+                | CorruptReason::DurableMissing { .. }
+        );
+    if whole_segment {
+        fs::remove_file(&path).map_err(io_error(IoOp::Remove, &path))?;
+    } else {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io_error(IoOp::Open, &path))?;
+        let length = file.metadata().map_err(io_error(IoOp::Open, &path))?.len();
+        if offset < length && offset >= SEGMENT_RECORDS_OFFSET as u64 {
+            file.set_len(offset)
+                .map_err(io_error(IoOp::Truncate, &path))?;
+        }
+        let mut area = vec![0u8; SEGMENT_RECORDS_OFFSET];
+        let read = file.read_at(&mut area, 0).unwrap_or(0);
+        let sequence = newest_slot(&area[..read]).map_or(0, |(_, s)| s.sequence);
+        for (i, &slot_offset) in DURABILITY_SLOT_OFFSETS.iter().enumerate() {
+            let slot = DurabilitySlot {
+                sealed: false,
+                sequence: sequence + 1 + i as u64,
+                durable: LogIndex(0),
+                durable_term: Term(0),
+            };
+            file.write_all_at(&encode_slot(&slot), slot_offset as u64)
+                .map_err(io_error(IoOp::Write, &path))?;
+        }
+        file.sync_data().map_err(io_error(IoOp::Sync, &path))?;
+    }
+    sync_dir(dir)
+}
+
 /// One segment file and the in-memory index of its records.
 #[derive(Debug)]
 struct Segment {
@@ -179,6 +293,10 @@ struct Segment {
     map: Option<Mmap>,
     /// Written since the last fdatasync.
     dirty: bool,
+    /// The newest durability slot written (or found), if any.
+    slot: Option<DurabilitySlot>,
+    /// Which of the two slot positions the next slot write goes to.
+    slot_next: usize,
 }
 
 impl Segment {
@@ -316,6 +434,7 @@ impl Log {
         if let Some(last) = ids.last() {
             log.next_segment_id = SegmentId(last.0.checked_add(1).expect("segment id overflow"));
         }
+        log.check_durable_prefix(&mut report)?;
         // The last segment becomes the active one: unmap it (it may have been sealed before a
         // torn creation after it was removed) and make whatever a crashed process left in
         // the page cache durable before synced_index claims it.
@@ -328,10 +447,113 @@ impl Log {
             log.stats.fsyncs += 1;
         }
         log.synced = log.last_index();
+        // Everything kept is durable now: say so in the slot (the next sync makes the slot
+        // itself durable; until then the older slot's lower bound stands).
+        log.record_durable()?;
         report.segments = log.segments.len();
         report.entries = log.segments.iter().map(Segment::entry_count).sum();
         log.check_invariants();
         Ok((log, report))
+    }
+
+    /// Opens the log like [`Log::open`], but cuts damage away instead of refusing it: the
+    /// log keeps the intact prefix before the first damage found, and
+    /// [`RecoveryReport::repairs`] says what was cut. For a replica whose peers hold the
+    /// lost entries again (it must take no part in elections until it has them back);
+    /// never for a lone copy of the data, where the cut entries would be gone for good.
+    pub fn open_repairing(
+        dir: &Path,
+        config: LogConfig,
+    ) -> Result<(Log, RecoveryReport), LogError> {
+        let mut repairs = Vec::new();
+        // Each repair removes at least one segment, or the damage it found for good, so a
+        // log of n segments needs at most n + 2 of them (a slot, a record, then a clean open).
+        let segment_count = fs::read_dir(dir).map_or(0, |items| items.count());
+        for _ in 0..segment_count + 4 {
+            match Log::open(dir, config) {
+                Ok((log, mut report)) => {
+                    report.repairs = repairs;
+                    return Ok((log, report));
+                }
+                Err(LogError::Corrupt {
+                    segment,
+                    offset,
+                    reason,
+                }) => {
+                    cut_damage(dir, segment, offset, &reason)?;
+                    repairs.push(Repair {
+                        segment,
+                        offset,
+                        reason,
+                    });
+                }
+                Err(other) => return Err(other),
+            }
+        }
+        let last = repairs.last().map_or(String::new(), |r| r.to_string());
+        Err(LogError::Io {
+            op: IoOp::Truncate,
+            path: dir.to_path_buf(),
+            source: std::io::Error::other(format!(
+                "damage keeps reappearing after {} repairs (last: {last})",
+                repairs.len()
+            )),
+        })
+    }
+
+    /// After every segment was scanned: the log starts at index 1 (nothing is ever
+    /// compacted), and it still holds the durable prefix its last segment's slot records —
+    /// with the recorded term at its end — and no later segment was lost.
+    fn check_durable_prefix(&mut self, report: &mut RecoveryReport) -> Result<(), LogError> {
+        let Some(first) = self.segments.first() else {
+            return Ok(());
+        };
+        if first.first_index != LogIndex(1) {
+            let reason = CorruptReason::IndexGap {
+                expected: LogIndex(1),
+                found: first.first_index,
+            };
+            return Err(corrupt(first.id, 0, reason));
+        }
+        let last = self.segments.last().expect("a first segment");
+        let Some(slot) = last.slot else {
+            let error = decode_slot(&[]).expect_err("an empty slot never decodes");
+            return Err(corrupt(
+                last.id,
+                SEGMENT_HEADER_SIZE as u64,
+                CorruptReason::Slots(error),
+            ));
+        };
+        report.durable = slot.durable;
+        if slot.sealed {
+            return Err(corrupt(
+                last.id,
+                SEGMENT_HEADER_SIZE as u64,
+                CorruptReason::SuccessorMissing,
+            ));
+        }
+        let last_index = self.last_index();
+        if last_index < slot.durable {
+            let reason = CorruptReason::DurableMissing {
+                durable: slot.durable,
+                last: last_index,
+            };
+            return Err(corrupt(last.id, last.size, reason));
+        }
+        if slot.durable.0 > 0 {
+            let holder = &self.segments[self.segment_position(slot.durable)];
+            let found = holder.terms[holder.slot(slot.durable)];
+            if found != slot.durable_term {
+                let reason = CorruptReason::DurableTermMismatch {
+                    index: slot.durable,
+                    expected: slot.durable_term,
+                    found,
+                };
+                let offset = holder.offsets[holder.slot(slot.durable)];
+                return Err(corrupt(holder.id, offset, reason));
+            }
+        }
+        Ok(())
     }
 
     /// Validates one segment file and adds it to `self.segments`, or removes it if it is a
@@ -361,28 +583,31 @@ impl Log {
         } else {
             None
         };
-        // A file shorter than a header is left unmapped and scanned as empty: its header
-        // check fails and, being all (zero) of nothing, it counts as a torn creation if last.
         let bytes: &[u8] = map.as_deref().unwrap_or(&[]);
 
-        let header = match decode_segment_header(bytes) {
-            Ok(header) => header,
-            Err(error) => {
-                // A segment is created with a header write, fdatasync, then a directory
-                // fsync. A crash in between leaves a short or zero-filled last file that
-                // never held a record: remove it.
-                if is_last && bytes.iter().all(|&b| b == 0) {
-                    drop(map);
-                    drop(file);
-                    fs::remove_file(&path).map_err(io_error(IoOp::Remove, &path))?;
-                    sync_dir(&self.dir)?;
-                    self.stats.fsyncs += 1;
-                    report.removed_segment = Some(id);
-                    return Ok(());
-                }
-                return Err(corrupt(id, 0, CorruptReason::Header(error)));
+        // A segment is created with one write of its header and first slot, an fdatasync and
+        // a directory fsync, before any record is written. A last file no longer than that
+        // area which does not hold a valid header and slot, or one of zeros only (blocks
+        // allocated, never written), never held a record: a torn creation. Remove it. (Had it
+        // held records, its predecessor would be sealed, and that is checked afterwards.)
+        if is_last {
+            let complete = file_size >= SEGMENT_RECORDS_OFFSET as u64
+                && decode_segment_header(bytes).is_ok()
+                && newest_slot(bytes).is_some();
+            let torn = bytes.iter().all(|&b| b == 0)
+                || (file_size <= SEGMENT_RECORDS_OFFSET as u64 && !complete);
+            if torn {
+                drop(map);
+                drop(file);
+                fs::remove_file(&path).map_err(io_error(IoOp::Remove, &path))?;
+                sync_dir(&self.dir)?;
+                self.stats.fsyncs += 1;
+                report.removed_segment = Some(id);
+                return Ok(());
             }
-        };
+        }
+        let header =
+            decode_segment_header(bytes).map_err(|e| corrupt(id, 0, CorruptReason::Header(e)))?;
         if header.partition != self.config.partition {
             let reason = CorruptReason::PartitionMismatch {
                 expected: self.config.partition,
@@ -409,45 +634,60 @@ impl Log {
                 return Err(corrupt(id, 0, reason));
             }
         }
+        let newest = newest_slot(bytes);
+        // In the last segment, entries up to the durable prefix must be intact; after it
+        // come at most the records of unsynced group commits, which a crash may have torn or
+        // written out of order. Every other segment was sealed by an fsync: all intact.
+        let durable = match (is_last, newest) {
+            (true, Some((_, slot))) => slot.durable,
+            (true, None) => {
+                let error =
+                    decode_slot(&bytes[SEGMENT_HEADER_SIZE..]).expect_err("no slot decodes");
+                return Err(corrupt(
+                    id,
+                    SEGMENT_HEADER_SIZE as u64,
+                    CorruptReason::Slots(error),
+                ));
+            }
+            (false, _) => LogIndex(u64::MAX),
+        };
 
         let mut previous_term = self.last_term();
         let mut offsets = Vec::new();
         let mut terms = Vec::new();
         let mut expected = header.first_index;
-        let mut offset = SEGMENT_HEADER_SIZE;
+        let mut offset = SEGMENT_RECORDS_OFFSET;
         let mut torn_at = None;
         while offset < bytes.len() {
-            let meta = match check_record(&bytes[offset..]) {
-                Ok(meta) => meta,
-                Err(error) => {
-                    let tail = &bytes[offset + 1..];
-                    if is_last && find_valid_record(tail).is_none() {
-                        torn_at = Some(offset as u64);
-                        break;
-                    }
-                    return Err(corrupt(id, offset as u64, CorruptReason::Record(error)));
-                }
-            };
-            if meta.index != expected {
-                let reason = CorruptReason::IndexGap {
+            let reason = match check_record(&bytes[offset..]) {
+                Err(error) => Some(CorruptReason::Record(error)),
+                Ok(meta) if meta.index != expected => Some(CorruptReason::IndexGap {
                     expected,
                     found: meta.index,
-                };
-                return Err(corrupt(id, offset as u64, reason));
-            }
-            if meta.term < previous_term {
-                let reason = CorruptReason::TermRegressed {
+                }),
+                Ok(meta) if meta.term < previous_term => Some(CorruptReason::TermRegressed {
                     index: meta.index,
                     term: meta.term,
                     previous: previous_term,
-                };
-                return Err(corrupt(id, offset as u64, reason));
+                }),
+                Ok(meta) => {
+                    offsets.push(offset as u64);
+                    terms.push(meta.term);
+                    previous_term = meta.term;
+                    expected = expected.next();
+                    offset += meta.record_size();
+                    None
+                }
+            };
+            if let Some(reason) = reason {
+                if expected <= durable {
+                    return Err(corrupt(id, offset as u64, reason));
+                }
+                // Past the durable prefix: an unsynced tail. Cut it here, whatever follows.
+                report.reordered_tail = find_valid_record(&bytes[offset + 1..]).is_some();
+                torn_at = Some(offset as u64);
+                break;
             }
-            offsets.push(offset as u64);
-            terms.push(meta.term);
-            previous_term = meta.term;
-            expected = expected.next();
-            offset += meta.record_size();
         }
         assert!(
             offset <= bytes.len(),
@@ -471,6 +711,10 @@ impl Log {
                 None
             }
         };
+        let (slot, slot_next) = match newest {
+            Some((position, slot)) => (Some(slot), 1 - position),
+            None => (None, 0),
+        };
         self.segments.push(Segment {
             id,
             path,
@@ -481,6 +725,8 @@ impl Log {
             size,
             map,
             dirty: false,
+            slot,
+            slot_next,
         });
         Ok(())
     }
@@ -678,9 +924,14 @@ impl Log {
                 active.dirty = false;
             }
             self.synced = active.last_index();
-            active.map = Some(map_segment(&active.file, active.size, &active.path)?);
         }
-
+        // Everything so far is durable: the new segment's first slot says so.
+        let first_slot = DurabilitySlot {
+            sealed: false,
+            sequence: 1,
+            durable: self.last_index(),
+            durable_term: self.last_term(),
+        };
         let id = self.next_segment_id;
         let path = self.dir.join(segment_file_name(id));
         let file = OpenOptions::new()
@@ -689,18 +940,36 @@ impl Log {
             .create_new(true)
             .open(&path)
             .map_err(io_error(IoOp::Create, &path))?;
-        let header = encode_segment_header(&SegmentHeader {
+        let mut area = [0u8; SEGMENT_RECORDS_OFFSET];
+        area[..SEGMENT_HEADER_SIZE].copy_from_slice(&encode_segment_header(&SegmentHeader {
             partition: self.config.partition,
             segment: id,
             first_index,
-        });
-        file.write_all_at(&header, 0)
+        }));
+        area[DURABILITY_SLOT_OFFSETS[0]..][..super::codec::DURABILITY_SLOT_SIZE]
+            .copy_from_slice(&encode_slot(&first_slot));
+        file.write_all_at(&area, 0)
             .map_err(io_error(IoOp::Write, &path))?;
         file.sync_data().map_err(io_error(IoOp::Sync, &path))?;
         sync_dir(&self.dir)?;
         self.stats.fsyncs += 2;
         self.stats.segments_created += 1;
         self.next_segment_id = SegmentId(id.0.checked_add(1).expect("segment id overflow"));
+        // Only now that its successor is durable is the previous segment marked sealed, so a
+        // recovered last segment that says "sealed" proves a later one was lost.
+        if let Some(previous) = self.segments.last_mut() {
+            let slot = DurabilitySlot {
+                sealed: true,
+                ..first_slot
+            };
+            write_slot(previous, slot)?;
+            previous
+                .file
+                .sync_data()
+                .map_err(io_error(IoOp::Sync, &previous.path))?;
+            self.stats.fsyncs += 1;
+            previous.map = Some(map_segment(&previous.file, previous.size, &previous.path)?);
+        }
         self.segments.push(Segment {
             id,
             path,
@@ -708,21 +977,60 @@ impl Log {
             first_index,
             offsets: Vec::new(),
             terms: Vec::new(),
-            size: SEGMENT_HEADER_SIZE as u64,
+            size: SEGMENT_RECORDS_OFFSET as u64,
             map: None,
             dirty: false,
+            slot: Some(first_slot),
+            slot_next: 1,
         });
         Ok(())
     }
 
     /// Group commit: one fdatasync per segment written since the last sync. Afterwards
-    /// [`Log::synced_index`] equals [`Log::last_index`].
+    /// [`Log::synced_index`] equals [`Log::last_index`], and the active segment's next
+    /// durability slot records it (made durable by the next sync, so the slot on disk trails
+    /// the durable prefix by at most one group commit).
     pub fn sync(&mut self) -> Result<(), LogError> {
         self.check_poisoned()?;
         let result = self.sync_dirty();
         self.poison_on_error(result)?;
         self.synced = self.last_index();
-        Ok(())
+        let result = self.record_durable();
+        self.poison_on_error(result)
+    }
+
+    /// Writes a slot of the active segment saying everything up to `synced` is durable,
+    /// unless its newest slot says so already. Never fsyncs: the slot is written after the
+    /// sync that made those entries durable, so it never claims more than the disk holds.
+    fn record_durable(&mut self) -> Result<(), LogError> {
+        let durable = self.synced;
+        let durable_term = if durable.0 == 0 {
+            Term(0)
+        } else {
+            self.term_unchecked(durable)
+        };
+        let Some(active) = self.segments.last_mut() else {
+            return Ok(());
+        };
+        if active
+            .slot
+            .is_some_and(|s| s.durable == durable && !s.sealed)
+        {
+            return Ok(());
+        }
+        let slot = DurabilitySlot {
+            sealed: false,
+            sequence: active.slot.map_or(1, |s| s.sequence + 1),
+            durable,
+            durable_term,
+        };
+        write_slot(active, slot)
+    }
+
+    /// The term of a stored entry (which must exist), without the poison check.
+    fn term_unchecked(&self, index: LogIndex) -> Term {
+        let segment = &self.segments[self.segment_position(index)];
+        segment.terms[segment.slot(index)]
     }
 
     fn sync_dirty(&mut self) -> Result<(), LogError> {
@@ -866,7 +1174,6 @@ impl Log {
         }
         let result = self.truncate_suffix_unchecked(from);
         self.poison_on_error(result)?;
-        self.synced = self.last_index();
         assert_eq!(
             self.last_index().next(),
             from,
@@ -878,11 +1185,37 @@ impl Log {
     }
 
     fn truncate_suffix_unchecked(&mut self, from: LogIndex) -> Result<(), LogError> {
-        // Newest first, so that a crash part-way leaves a contiguous prefix of the log. The
-        // first segment is kept (emptied) so the log remembers its first index.
+        // The segment that will end the log: the last one starting before `from` (the first
+        // segment is kept, emptied, so the log remembers its first index).
+        let keep = self
+            .segments
+            .iter()
+            .rposition(|s| s.first_index < from)
+            .unwrap_or(0);
+        // First lower the durable prefix in that segment's slot, so that a crash part-way
+        // never leaves a slot claiming entries that are gone.
+        let durable = LogIndex(self.synced.0.min(from.0 - 1));
+        let durable_term = if durable.0 == 0 {
+            Term(0)
+        } else {
+            self.term_unchecked(durable)
+        };
+        let target = &mut self.segments[keep];
+        let slot = DurabilitySlot {
+            sealed: false,
+            sequence: target.slot.map_or(1, |s| s.sequence + 1),
+            durable,
+            durable_term,
+        };
+        write_slot(target, slot)?;
+        target
+            .file
+            .sync_data()
+            .map_err(io_error(IoOp::Sync, &target.path))?;
+        self.stats.fsyncs += 1;
+        // Newest first, so that a crash part-way leaves a contiguous prefix of the log.
         let mut removed = false;
-        while self.segments.len() > 1 && self.segments.last().is_some_and(|s| s.first_index >= from)
-        {
+        while self.segments.len() > keep + 1 {
             let segment = self
                 .segments
                 .pop()
@@ -914,7 +1247,9 @@ impl Log {
             active.size = cut;
             active.dirty = true;
         }
-        self.sync_dirty()
+        self.sync_dirty()?;
+        self.synced = self.last_index();
+        self.record_durable()
     }
 
     /// Checks the in-memory structure: contiguous segments, increasing offsets, only the last
@@ -956,7 +1291,7 @@ impl Log {
                 "sealed segment {} dirty",
                 segment.id
             );
-            let mut end = SEGMENT_HEADER_SIZE as u64;
+            let mut end = SEGMENT_RECORDS_OFFSET as u64;
             for (slot, &offset) in segment.offsets.iter().enumerate() {
                 assert_eq!(
                     offset, end,

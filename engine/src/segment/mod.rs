@@ -39,27 +39,37 @@
 //!   call returns [`LogError::Poisoned`]. fsync is never retried, because after a failed
 //!   fsync Linux may already have dropped the dirty pages and a second fsync would lie.
 //!
+//! # Durability slots
+//!
+//! After each successful sync the log writes a small checksummed *slot* into the active
+//! segment (two positions used in turn) saying how far the log is durable. It is not
+//! fsynced itself: the next group commit carries it to disk, so the slot on disk never
+//! claims more than the disk holds and trails the truth by at most one group commit. A
+//! segment is marked `sealed` in its slot once its successor is durable. Layout and the
+//! reasoning: `docs/format.md`, "Durability slots".
+//!
 //! # Recovery
 //!
-//! [`Log::open`] validates every segment header (a short or all-zero last segment is a torn
-//! creation and is removed), checks that segments continue each other's indexes, and scans
-//! every record. In the last segment, an invalid record is a torn tail only if no valid
-//! record (marker found, checksum verifies) exists anywhere after it; the file is then cut
-//! there and fsynced, and the cut is reported in [`RecoveryReport`]. Anything else is
-//! [`LogError::Corrupt`] with the segment and byte offset — never silently skipped. Open ends
-//! with an fdatasync of the last segment: bytes a crashed process left in the page cache
-//! are not durable yet, and `synced_index` must not claim otherwise.
+//! [`Log::open`] validates every segment header (a zero-filled last segment, or a short
+//! one without a valid header and slot, is a torn creation and is removed), checks that
+//! segments continue each other's indexes from 1, and scans every record. Everything up to
+//! the durable prefix of the last segment's slot must be intact; after it comes the
+//! unsynced tail, which a crash may have torn or written out of order, and which is cut at
+//! its first bad record whatever follows (reported in [`RecoveryReport`]). A log that ends
+//! before its durable prefix, whose durable entry has another term, or whose last segment
+//! is sealed (a later one was lost) is damaged. Damage is [`LogError::Corrupt`] with the
+//! segment and byte offset — never silently skipped — unless the caller asks
+//! [`Log::open_repairing`] to cut it away (a replica whose peers still have the entries).
+//! Open ends with an fdatasync of the last segment: bytes a crashed process left in the
+//! page cache are not durable yet, and `synced_index` must not claim otherwise.
 //!
 //! # Deliberate omissions
 //!
 //! - No prefix compaction (`truncate_prefix`) and no way to start an empty log at an index
 //!   other than 1 (needed for snapshot install); segment headers already carry their first
 //!   index so both can be added without a format change.
-//! - No directory lock: two processes opening the same directory corrupt it.
-//! - Writes within one unsynced batch may reach the disk out of order. If a crash persists
-//!   a later record but not an earlier one, recovery reports corruption rather than
-//!   guessing; Raft can rebuild the replica from its peers. Likewise a torn record whose
-//!   surviving payload happens to contain a complete valid record is reported as corrupt.
+//! - The durability slot on disk may trail the last group commit: damage to that one batch
+//!   after it was synced looks like a torn write and is cut, not reported (format.md).
 //! - The in-memory index costs 16 bytes per entry.
 
 pub mod codec;
@@ -67,12 +77,14 @@ mod error;
 mod log;
 
 pub use codec::{
-    check_record, decode_record, decode_segment_header, encode_record, encode_segment_header,
-    Entry, EntryKind, HeaderError, RecordError, RecordMeta, SegmentHeader, ENTRY_PAYLOAD_SIZE_MAX,
-    RECORD_HEADER_SIZE, RECORD_MARKER, SEGMENT_HEADER_SIZE,
+    check_record, decode_record, decode_segment_header, decode_slot, encode_record,
+    encode_segment_header, encode_slot, newest_slot, DurabilitySlot, Entry, EntryKind, HeaderError,
+    RecordError, RecordMeta, SegmentHeader, SlotError, DURABILITY_SLOT_OFFSETS,
+    DURABILITY_SLOT_SIZE, ENTRY_PAYLOAD_SIZE_MAX, RECORD_HEADER_SIZE, RECORD_MARKER,
+    SEGMENT_HEADER_SIZE, SEGMENT_RECORDS_OFFSET,
 };
 pub use error::{CorruptReason, IoOp, LogError};
 pub use log::{
-    segment_file_name, Log, LogConfig, LogStats, RecoveryReport, SEGMENT_SIZE_MAX_DEFAULT,
+    segment_file_name, Log, LogConfig, LogStats, RecoveryReport, Repair, SEGMENT_SIZE_MAX_DEFAULT,
     SEGMENT_SIZE_MAX_LIMIT, SEGMENT_SIZE_MAX_MIN,
 };

@@ -42,7 +42,7 @@ use tally_engine::command::{
     AccountFlags, Command, NewAccount, NewLedger, NewTransfer, TransferFlags,
 };
 use tally_engine::outcome::{Outcome, TransferOutcome, TransferResult};
-use tally_engine::segment::{check_record, RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE};
+use tally_engine::segment::{check_record, RECORD_HEADER_SIZE, SEGMENT_RECORDS_OFFSET};
 use tally_engine::types::{AccountId, LedgerId, PartitionId, Timestamp, TransferId};
 
 use crate::replica::{Applied, ProposeError, ReadReady, Replica, ReplicaConfig};
@@ -948,13 +948,13 @@ fn cut_log(dir: &Path, durable: u64, torn: u64) -> Result<(), String> {
         .collect();
     segments.sort();
     let mut cut_done = false;
-    for (i, path) in segments.iter().enumerate() {
+    for path in &segments {
         if cut_done {
             fs::remove_file(path).map_err(|e| format!("remove {}: {e}", path.display()))?;
             continue;
         }
         let bytes = fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
-        let mut offset = SEGMENT_HEADER_SIZE;
+        let mut offset = SEGMENT_RECORDS_OFFSET;
         while offset < bytes.len() {
             let Ok(meta) = check_record(&bytes[offset..]) else {
                 break;
@@ -968,11 +968,6 @@ fn cut_log(dir: &Path, durable: u64, torn: u64) -> Result<(), String> {
                     .map_err(|e| format!("open {}: {e}", path.display()))?;
                 file.set_len(keep)
                     .map_err(|e| format!("cut {}: {e}", path.display()))?;
-                // A segment created after the durable point is lost whole (but never the
-                // first, which holds the log's first index).
-                if offset == SEGMENT_HEADER_SIZE && i > 0 {
-                    fs::remove_file(path).map_err(|e| format!("remove {}: {e}", path.display()))?;
-                }
                 cut_done = true;
                 break;
             }
