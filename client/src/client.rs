@@ -620,6 +620,11 @@ impl Core {
                         .await;
                     refusal = Some(error);
                 }
+                ErrorCode::Unavailable => {
+                    // Nothing was applied; this node cannot serve yet: try the others first.
+                    self.router.follow(&connection, None).await;
+                    refusal = Some(error);
+                }
                 ErrorCode::Overloaded => {
                     if let Some(ms) = error.retry_after_ms {
                         pause = Duration::from_millis(u64::from(ms)).min(RETRY_AFTER_MAX);

@@ -360,6 +360,20 @@ pub fn list(dir: &Path) -> Result<Vec<CheckpointFile>, CheckpointError> {
     Ok(files)
 }
 
+/// Deletes every checkpoint named for an applied index beyond `log_last` and returns their
+/// paths: for a replica whose log lost entries and will fetch them again from its peers,
+/// such checkpoints describe a state its log can no longer reach.
+pub fn remove_ahead(dir: &Path, log_last: LogIndex) -> Result<Vec<PathBuf>, CheckpointError> {
+    let mut removed = Vec::new();
+    for file in list(dir)? {
+        if file.applied_index > log_last {
+            fs::remove_file(&file.path).map_err(io_error(&file.path))?;
+            removed.push(file.path);
+        }
+    }
+    Ok(removed)
+}
+
 /// Writes a checkpoint of `partition` into `dir` and returns its path; it records no
 /// durable per-account index (see [`write_with_index`]).
 pub fn write(

@@ -1,20 +1,23 @@
 //! Node configuration: from a TOML file, from flags, or the embedded single-node default.
 //!
 //! Every value is validated before the node starts; a bad value is an error that names the
-//! field, never a panic or a silent default. The node's own `address` serves clients and
-//! peers on one port, and is also the source address of its outgoing peer connections, so
-//! that firewall rules between two nodes on one machine can tell them apart (see the chaos
-//! notes).
+//! field, never a panic or a silent default. The node's `address` serves clients; `peers`
+//! lists every node's *peer* address (this node's own entry is where it listens for peers,
+//! and the source address of its outgoing peer connections, so that firewall rules between
+//! two nodes on one machine can tell them apart: see the chaos notes). Peers prove to each
+//! other that they hold the cluster secret before any Raft message is read
+//! (`transport.rs`), so a cluster of more than one node needs `cluster_secret_file`.
 //!
 //! ```toml
 //! node_id = 1
 //! address = "127.0.0.2:7000"
 //! data_dir = "data/node-1"
 //! partitions = 4
+//! cluster_secret_file = "data/secret"
 //! [peers]
-//! 1 = "127.0.0.2:7000"
-//! 2 = "127.0.0.3:7000"
-//! 3 = "127.0.0.4:7000"
+//! 1 = "127.0.0.2:7100"
+//! 2 = "127.0.0.3:7100"
+//! 3 = "127.0.0.4:7100"
 //! ```
 
 use std::collections::BTreeMap;
@@ -30,6 +33,10 @@ pub const PARTITIONS_MAX: u32 = 256;
 pub const TRANSFERS_MEMORY_MAX_LIMIT: usize = 1 << 28;
 /// Most nodes a cluster may have.
 pub const NODES_MAX: usize = 7;
+/// Shortest cluster secret accepted, in bytes.
+pub const SECRET_SIZE_MIN: usize = 16;
+/// Longest cluster secret accepted, in bytes.
+pub const SECRET_SIZE_MAX: usize = 4096;
 
 /// Why a configuration was refused.
 #[derive(Debug, Error)]
@@ -73,12 +80,16 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ConfigError {
 pub struct NodeConfig {
     /// This node's id (1..), as listed in `peers`.
     pub node_id: u64,
-    /// Where this node listens for clients and peers; also the source of its outgoing peer
-    /// connections.
+    /// Where this node listens for clients.
     pub address: SocketAddr,
-    /// Every node of the cluster (including this one), by id. Fixed at cluster creation.
+    /// The peer address of every node of the cluster (including this one, where it listens
+    /// for peers and binds its outgoing peer connections), by id. Fixed at cluster creation.
     #[serde(default, deserialize_with = "peers_from_toml")]
     pub peers: BTreeMap<u64, SocketAddr>,
+    /// A file holding the cluster secret (at least 16 bytes; trailing whitespace is not part
+    /// of it), the same on every node. Required when `peers` lists more than this node.
+    #[serde(default)]
+    pub cluster_secret_file: Option<PathBuf>,
     /// Partitions (Raft groups); fixed at cluster creation.
     #[serde(default = "default_partitions")]
     pub partitions: u32,
@@ -106,6 +117,9 @@ pub struct NodeConfig {
     /// live in transfer run files on disk. 0 keeps every record in memory.
     #[serde(default = "default_transfers_memory_max")]
     pub transfers_memory_max: usize,
+    /// Largest log segment file, in bytes (4 KiB to 1 GiB); the next record goes to a new one.
+    #[serde(default = "default_segment_size_max")]
+    pub segment_size_max: u64,
 }
 
 /// TOML table keys are strings: `[peers]` maps `"1" = "127.0.0.2:7000"`.
@@ -147,6 +161,9 @@ fn default_connections_max() -> usize {
 fn default_transfers_memory_max() -> usize {
     tally_engine::transfer_runs::TRANSFERS_MEMORY_MAX_DEFAULT
 }
+fn default_segment_size_max() -> u64 {
+    tally_engine::segment::SEGMENT_SIZE_MAX_DEFAULT
+}
 
 impl NodeConfig {
     /// The embedded default: one node on 127.0.0.1:3000 with its data in `./tally-data`.
@@ -155,6 +172,7 @@ impl NodeConfig {
             node_id: 1,
             address,
             peers: BTreeMap::from([(1, address)]),
+            cluster_secret_file: None,
             partitions: default_partitions(),
             data_dir,
             tick_ms: default_tick_ms(),
@@ -164,6 +182,7 @@ impl NodeConfig {
             checkpoint_interval_entries: default_checkpoint_interval(),
             connections_max: default_connections_max(),
             transfers_memory_max: default_transfers_memory_max(),
+            segment_size_max: default_segment_size_max(),
         }
     }
 
@@ -198,20 +217,29 @@ impl NodeConfig {
         if self.peers.contains_key(&0) {
             return Err(invalid("peers", "node ids start at 1"));
         }
-        match self.peers.get(&self.node_id) {
-            None => {
+        let Some(own) = self.peers.get(&self.node_id) else {
+            return Err(invalid(
+                "peers",
+                format!("node {} is not listed", self.node_id),
+            ));
+        };
+        if self.is_cluster() {
+            if *own == self.address {
                 return Err(invalid(
                     "peers",
-                    format!("node {} is not listed", self.node_id),
-                ))
+                    format!(
+                        "{own} is node {}'s client address; peers listen on addresses of their own",
+                        self.node_id
+                    ),
+                ));
             }
-            Some(address) if *address != self.address => {
+            if self.cluster_secret_file.is_none() {
                 return Err(invalid(
-                    "address",
-                    format!("{} but peers lists this node as {address}", self.address),
-                ))
+                    "cluster_secret_file",
+                    "a cluster of more than one node needs a shared secret file \
+                     (e.g. `head -c 32 /dev/urandom | base64 > secret`)",
+                ));
             }
-            Some(_) => {}
         }
         let mut seen = std::collections::BTreeSet::new();
         for address in self.peers.values() {
@@ -249,6 +277,19 @@ impl NodeConfig {
         if !(1..=100_000).contains(&self.connections_max) {
             return Err(invalid("connections_max", "1 to 100000"));
         }
+        let segments = tally_engine::segment::SEGMENT_SIZE_MAX_MIN
+            ..=tally_engine::segment::SEGMENT_SIZE_MAX_LIMIT;
+        if !segments.contains(&self.segment_size_max) {
+            return Err(invalid(
+                "segment_size_max",
+                format!(
+                    "{} to {} bytes, not {}",
+                    segments.start(),
+                    segments.end(),
+                    self.segment_size_max
+                ),
+            ));
+        }
         if self.transfers_memory_max > TRANSFERS_MEMORY_MAX_LIMIT {
             return Err(invalid(
                 "transfers_memory_max",
@@ -261,6 +302,43 @@ impl NodeConfig {
     /// The voters of every partition.
     pub fn voters(&self) -> Vec<u64> {
         self.peers.keys().copied().collect()
+    }
+
+    /// Whether this node has peers (a cluster of more than one node).
+    pub fn is_cluster(&self) -> bool {
+        self.peers.len() > 1
+    }
+
+    /// This node's peer address: where it listens for peers.
+    pub fn peer_address(&self) -> SocketAddr {
+        self.peers[&self.node_id]
+    }
+
+    /// Reads the cluster secret (`None` for a single node without a secret file).
+    pub fn read_secret(&self) -> Result<Option<Vec<u8>>, ConfigError> {
+        let Some(path) = &self.cluster_secret_file else {
+            return Ok(None);
+        };
+        let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let end = bytes
+            .iter()
+            .rposition(|b| !b.is_ascii_whitespace())
+            .map_or(0, |i| i + 1);
+        let secret = bytes[..end].to_vec();
+        if !(SECRET_SIZE_MIN..=SECRET_SIZE_MAX).contains(&secret.len()) {
+            return Err(invalid(
+                "cluster_secret_file",
+                format!(
+                    "{} holds {} bytes; a secret has {SECRET_SIZE_MIN} to {SECRET_SIZE_MAX}",
+                    path.display(),
+                    secret.len()
+                ),
+            ));
+        }
+        Ok(Some(secret))
     }
 
     /// The data directory of one partition.
@@ -284,7 +362,8 @@ mod tests {
     fn reads_a_cluster_config() {
         let config = parse(
             "node_id = 2\naddress = \"127.0.0.3:7000\"\ndata_dir = \"d\"\npartitions = 4\n\
-             [peers]\n1 = \"127.0.0.2:7000\"\n2 = \"127.0.0.3:7000\"\n3 = \"127.0.0.4:7000\"\n",
+             cluster_secret_file = \"s\"\n\
+             [peers]\n1 = \"127.0.0.2:7100\"\n2 = \"127.0.0.3:7100\"\n3 = \"127.0.0.4:7100\"\n",
         )
         .expect("valid");
         assert_eq!(config.voters(), vec![1, 2, 3]);
@@ -301,6 +380,8 @@ mod tests {
             ("node_id = 1\naddress = \"127.0.0.1:1\"\ndata_dir = \"d\"\nbogus = 1\n", "bogus"),
             ("node_id = 1\naddress = \"not an address\"\ndata_dir = \"d\"\n", "address"),
             ("node_id = 1\naddress = \"127.0.0.1:1\"\ndata_dir = \"d\"\ntransfers_memory_max = 99999999999\n", "transfers_memory_max"),
+            ("node_id = 1\naddress = \"127.0.0.1:1\"\ndata_dir = \"d\"\n[peers]\n1 = \"127.0.0.1:2\"\n2 = \"127.0.0.1:3\"\n", "cluster_secret_file"),
+            ("node_id = 1\naddress = \"127.0.0.1:1\"\ndata_dir = \"d\"\ncluster_secret_file = \"s\"\n[peers]\n1 = \"127.0.0.1:1\"\n2 = \"127.0.0.1:3\"\n", "client address"),
         ];
         for (text, field) in cases {
             let error = parse(text).expect_err(text).to_string();

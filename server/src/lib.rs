@@ -8,8 +8,10 @@
 
 pub mod config;
 pub mod convert;
+pub mod identity;
 pub mod node;
 pub mod raft_storage;
+pub mod recovery;
 pub mod replica;
 pub mod session;
 pub mod sim;

@@ -49,7 +49,7 @@ struct StartArgs {
     /// A TOML config file (see docs/operations in README); flags below override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Address for clients and peers (and source of outgoing peer connections).
+    /// Address for clients.
     #[arg(long)]
     address: Option<SocketAddr>,
     /// Data directory.
@@ -58,9 +58,14 @@ struct StartArgs {
     /// This node's id in `--peers`.
     #[arg(long)]
     node_id: Option<u64>,
-    /// Every node of the cluster: `1=127.0.0.2:7000,2=127.0.0.3:7000,...`.
+    /// The peer address of every node of the cluster, this one included (where it listens
+    /// for peers and binds its outgoing peer connections): `1=127.0.0.2:7100,2=...`.
     #[arg(long)]
     peers: Option<String>,
+    /// A file holding the cluster secret (at least 16 bytes), the same on every node; needed
+    /// with more than one node in --peers.
+    #[arg(long)]
+    cluster_secret_file: Option<PathBuf>,
     /// Partitions (fixed at cluster creation).
     #[arg(long)]
     partitions: Option<u32>,
@@ -71,6 +76,9 @@ struct StartArgs {
     /// transfer run files on disk (0: keep every record in memory).
     #[arg(long)]
     transfers_memory_max: Option<usize>,
+    /// Largest log segment file in bytes (4096 to 1073741824; default 64 MiB).
+    #[arg(long)]
+    segment_size_max: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -117,9 +125,11 @@ fn node_config(args: StartArgs) -> Result<NodeConfig, String> {
         data,
         node_id,
         peers,
+        cluster_secret_file,
         partitions,
         tick_ms,
         transfers_memory_max,
+        segment_size_max,
     } = args;
     let default_address: SocketAddr = ([127, 0, 0, 1], 3000).into();
     let mut config = match &file {
@@ -140,6 +150,9 @@ fn node_config(args: StartArgs) -> Result<NodeConfig, String> {
     if let Some(data) = data {
         config.data_dir = data;
     }
+    if let Some(path) = cluster_secret_file {
+        config.cluster_secret_file = Some(path);
+    }
     if let Some(partitions) = partitions {
         config.partitions = partitions;
     }
@@ -148,6 +161,9 @@ fn node_config(args: StartArgs) -> Result<NodeConfig, String> {
     }
     if let Some(max) = transfers_memory_max {
         config.transfers_memory_max = max;
+    }
+    if let Some(max) = segment_size_max {
+        config.segment_size_max = max;
     }
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
@@ -166,7 +182,7 @@ fn run_node(config: NodeConfig) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
-        let node = tally_server::node::start(config.clone()).await?;
+        let mut node = tally_server::node::start(config.clone()).await?;
         // The one line scripts wait for: where to connect.
         println!("tally listening on {}", node.address);
         use std::io::Write;
@@ -175,14 +191,27 @@ fn run_node(config: NodeConfig) -> Result<(), String> {
             node_id = config.node_id,
             partitions = config.partitions,
             data = %config.data_dir.display(),
+            peers = ?node.peer_address,
             "node started"
         );
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                 .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
-        tokio::select! {
-            _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("interrupt: shutting down"),
+        let failure = tokio::select! {
+            _ = terminate.recv() => {
+                tracing::info!("SIGTERM: shutting down");
+                None
+            }
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("interrupt: shutting down");
+                None
+            }
+            reason = node.failed() => Some(reason),
+        };
+        if let Some(reason) = failure {
+            // Storage failed (or bringing a partition up did): stop at once rather than serve
+            // from a disk that cannot be trusted. Everything acknowledged is durable already.
+            return Err(reason);
         }
         tokio::task::spawn_blocking(move || node.stop())
             .await

@@ -1,139 +1,504 @@
-//! A running node: partition workers, the peer transport and the client listener.
+//! A running node: its data directory's identity, the partition workers, the peer transport
+//! and the client listener.
 //!
-//! [`start`] opens every partition replica (recovering its log and checkpoint), starts one
-//! worker thread per partition, the peer writers, and one listener on the node's address that
-//! serves clients and peers alike (told apart by their first four bytes). [`NodeHandle::stop`]
-//! shuts down gracefully: the listener stops accepting, workers finish their current turn
-//! (everything acknowledged is already durable: nothing is answered before its fsync) and
-//! exit.
+//! [`start`] checks the directory's identity against the configuration (a disagreement stops
+//! the node, naming both values: `identity.rs`), binds the client listener and, in a cluster,
+//! the peer listener, and brings the partitions up:
+//!
+//! - a directory with an identity opens every replica; one whose log is damaged is repaired
+//!   from its peers (it recovers: `replica.rs`), and one whose state file is gone first learns
+//!   from its peers which term it may start at (`recovery.rs`);
+//! - a new directory of a single node forms its one-node cluster at once (the README's one
+//!   run command needs nothing else);
+//! - a new directory in a cluster asks every peer: if any took part already, it lost its disk
+//!   (or joins late) and rejoins recovering, granting no votes until it holds what the cluster
+//!   committed; if none did, it forms the cluster with them.
+//!
+//! Until its partitions are up the node answers clients `unavailable`; what needs peers runs
+//! in the background, so the listening line comes at once. A lone node never guesses: damage
+//! or lost state refuses to start with the location, since no copy exists elsewhere.
+//!
+//! A partition that cannot read or write its disk stops the whole node ([`NodeHandle::failed`]
+//! fires and `tally start` exits with the error): a half-alive node that answers `internal`
+//! and points clients at itself is worse than an absent one, which the cluster routes around.
+//! [`NodeHandle::stop`] shuts down gracefully: the listeners stop accepting, workers finish
+//! their current turn (everything acknowledged is already durable) and exit.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tally_client::wire::MAGIC;
+use tally_engine::segment::SEGMENT_RECORDS_OFFSET;
 use tally_engine::types::PartitionId;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 use crate::config::NodeConfig;
+use crate::identity::Identity;
+use crate::raft_storage::{self, Damage, MissingState};
+use crate::recovery::{self, Decision, LocalState, Prober};
 use crate::replica::{Replica, ReplicaConfig};
 use crate::session::{self, Node};
-use crate::transport::{self, PEER_MAGIC};
-use crate::worker::{self, Shared};
+use crate::transport::{self, Directory, Dispatch, PeerConfig, PeerMessage, Peers, ReplicaState};
+use crate::worker::{self, Inboxes, PartitionHandle, Shared};
 
-/// How long a new connection may take to send its first four bytes.
+/// How long a new client connection may take to send its first four bytes.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A started node.
 pub struct NodeHandle {
-    /// Where it listens.
+    /// Where it listens for clients.
     pub address: SocketAddr,
+    /// Where it listens for peers (in a cluster).
+    pub peer_address: Option<SocketAddr>,
     /// Held for the node's lifetime: an exclusive lock on `<data>/LOCK`, so that a second
     /// process can never open the same data directory.
     _lock: std::fs::File,
     stop: Arc<AtomicBool>,
-    workers: Vec<JoinHandle<()>>,
-    listener: tokio::task::JoinHandle<()>,
+    workers: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    failed: watch::Receiver<Option<String>>,
 }
 
 impl NodeHandle {
     /// Stops the node and waits for its workers.
     pub fn stop(self) {
         self.stop.store(true, Ordering::Relaxed);
-        self.listener.abort();
-        for worker in self.workers {
+        for task in &self.tasks {
+            task.abort();
+        }
+        let workers = std::mem::take(&mut *self.workers.lock().unwrap_or_else(|e| e.into_inner()));
+        for worker in workers {
             let _ = worker.join();
         }
     }
 
-    /// Whether any partition worker has stopped (after a storage failure).
-    pub fn is_degraded(&self) -> bool {
-        self.workers.iter().any(|w| w.is_finished())
+    /// Resolves with the reason once the node cannot go on (a partition lost its disk, or
+    /// bringing a partition up failed); `tally start` then exits with it.
+    pub async fn failed(&mut self) -> String {
+        loop {
+            if let Some(reason) = self.failed.borrow().clone() {
+                return reason;
+            }
+            if self.failed.changed().await.is_err() {
+                return "the node's failure channel closed".into();
+            }
+        }
     }
 }
 
-/// Starts a node on `runtime`. Fails if the configuration is invalid, a replica cannot be
-/// recovered, or the address cannot be bound.
+/// Delivers peer messages: Raft messages to their partition's peer inbox, probes answered
+/// from the local state, probe replies to the prober.
+struct PeerDispatch {
+    partitions: Arc<Vec<PartitionHandle>>,
+    local: Arc<LocalState>,
+    prober: Arc<Prober>,
+    peers: Peers,
+}
+
+impl Dispatch for PeerDispatch {
+    fn deliver(&self, from: u64, message: PeerMessage, size: usize) {
+        match message {
+            PeerMessage::Raft { partition, message } => {
+                if let Some(handle) = self.partitions.get(partition as usize) {
+                    handle.peer_inbox().deliver(message, size);
+                }
+            }
+            PeerMessage::ProbeRequest { nonce } => {
+                self.peers
+                    .send_to(from, PeerMessage::ProbeReply(self.local.reply(nonce)));
+            }
+            PeerMessage::ProbeReply(reply) => self.prober.receive(from, reply),
+        }
+    }
+}
+
+/// Starts a node on the current runtime. Fails if the configuration is invalid or
+/// disagrees with the data directory's identity, a lone node's data is damaged, or an
+/// address cannot be bound. See the module documentation.
 pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
     config.validate().map_err(|e| e.to_string())?;
+    let secret = config.read_secret().map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
     let lock = lock_data_dir(&config.data_dir)?;
+    let stored = Identity::read(&config.data_dir).map_err(|e| e.to_string())?;
+    match &stored {
+        Some(identity) => identity.check(&config).map_err(|e| e.to_string())?,
+        None => refuse_unidentified_data(&config)?,
+    }
     let listener = TcpListener::bind(config.address)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.address))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
-    let voters = config.voters();
+
+    let local = Arc::new(LocalState::new(config.partitions));
+    if stored.is_some() {
+        local.set_formed();
+    }
+    for partition in 0..config.partitions {
+        let dir = config.partition_dir(partition);
+        match raft_storage::read_term(&dir, PartitionId(partition)) {
+            Some((term, recovering)) => {
+                let state = if recovering {
+                    ReplicaState::Recovering
+                } else {
+                    ReplicaState::Normal
+                };
+                local.publish(partition, term, 0, state);
+            }
+            None => local.publish(partition, 0, 0, ReplicaState::Missing),
+        }
+    }
+    let mut handles = Vec::new();
+    let mut inboxes = Vec::new();
+    for _ in 0..config.partitions {
+        let (handle, inbox) = worker::inbox(config.queue_depth_max);
+        handles.push(handle);
+        inboxes.push(inbox);
+    }
+    let partitions = Arc::new(handles);
+    let directory = Arc::new(Directory::default());
+    let prober = Arc::new(Prober::default());
+    let mut tasks = Vec::new();
+    let (peers, peer_address) = match &secret {
+        Some(secret) if config.is_cluster() => {
+            let peer_config = Arc::new(PeerConfig {
+                node_id: config.node_id,
+                peer_address: config.peer_address(),
+                client_address: address.to_string(),
+                cluster_id: Identity::of_config(&config).cluster_id,
+                partitions: config.partitions,
+                voters: config.peers.clone(),
+                secret: secret.clone(),
+            });
+            let peer_listener = TcpListener::bind(config.peer_address())
+                .await
+                .map_err(|e| {
+                    format!("cannot listen for peers on {}: {e}", config.peer_address())
+                })?;
+            let peer_address = peer_listener.local_addr().map_err(|e| e.to_string())?;
+            let peers = transport::start_writers(
+                &tokio::runtime::Handle::current(),
+                peer_config.clone(),
+                directory.clone(),
+            );
+            let dispatch = Arc::new(PeerDispatch {
+                partitions: partitions.clone(),
+                local: local.clone(),
+                prober: prober.clone(),
+                peers: peers.clone(),
+            });
+            tasks.push(tokio::spawn(transport::listen(
+                peer_listener,
+                peer_config,
+                directory.clone(),
+                dispatch,
+            )));
+            (peers, Some(peer_address))
+        }
+        _ => (Peers::none(), None),
+    };
+
     let shared = Shared {
         leaders: Arc::new((0..config.partitions).map(|_| AtomicU64::new(0)).collect()),
         stop: Arc::new(AtomicBool::new(false)),
+        local: local.clone(),
     };
-    let peers = transport::start_writers(
-        &tokio::runtime::Handle::current(),
-        config.node_id,
-        config.address,
-        &config.peers,
-    );
-    let mut handles = Vec::new();
-    let mut workers = Vec::new();
-    for partition in 0..config.partitions {
-        let mut replica_config =
-            ReplicaConfig::new(config.node_id, PartitionId(partition), voters.clone());
-        replica_config.election_tick = config.election_ticks;
-        replica_config.election_tick_spread = config.election_ticks;
-        replica_config.heartbeat_tick = config.heartbeat_ticks;
-        replica_config.tick_interval = (1000 / config.tick_ms).max(1);
-        replica_config.checkpoint_interval_entries = config.checkpoint_interval_entries;
-        replica_config.transfers_memory_max = config.transfers_memory_max;
-        replica_config.background_checkpoints = true;
-        let dir = config.partition_dir(partition);
-        let mut replica = Replica::open(&dir, replica_config).map_err(|e| {
-            format!(
-                "partition {partition}: cannot recover {}: {e}",
-                dir.display()
-            )
-        })?;
-        if voters.len() == 1 {
-            // A single node need not wait an election timeout to lead.
-            replica.campaign().map_err(|e| e.to_string())?;
-        }
-        let (handle, inbox) = worker::inbox(config.queue_depth_max);
-        handles.push(handle);
-        let peers = Box::new(peers.clone());
-        let tick = Duration::from_millis(config.tick_ms);
-        let shared = shared.clone();
-        let worker = std::thread::Builder::new()
-            .name(format!("partition-{partition}"))
-            .spawn(move || {
-                if let Err(error) = worker::run(partition, replica, inbox, peers, tick, shared) {
-                    // The replica cannot go on without risking its data: stop it loudly.
-                    tracing::error!(partition, %error, "partition stopped");
-                }
-            })
-            .map_err(|e| format!("cannot start a worker thread: {e}"))?;
-        workers.push(worker);
-    }
+    let ready = Arc::new(AtomicBool::new(false));
     let node = Arc::new(Node {
-        partitions: Arc::new(handles),
+        partitions: partitions.clone(),
         leaders: shared.leaders.clone(),
         config: config.clone(),
+        address,
+        directory: directory.clone(),
+        ready: ready.clone(),
     });
-    let listener_task = tokio::spawn(accept(listener, node));
+    let (fail, failed) = watch::channel(None);
+    let fail = Arc::new(fail);
+    let workers = Arc::new(Mutex::new(Vec::new()));
+    let bring_up = BringUp {
+        config: config.clone(),
+        stored,
+        peers: peers.clone(),
+        prober,
+        shared: shared.clone(),
+        inboxes,
+        workers: workers.clone(),
+        fail: fail.clone(),
+        ready,
+    };
+    if config.is_cluster() && bring_up.needs_peers() {
+        // Forming, rejoining or recovering state needs the peers' answers: in the background,
+        // while clients are told the node is unavailable.
+        tasks.push(tokio::spawn(async move {
+            if let Err(reason) = bring_up.run().await {
+                tracing::error!(%reason, "cannot bring the node up");
+                let _ = fail.send(Some(reason));
+            }
+        }));
+    } else {
+        bring_up.run().await?;
+    }
+    tasks.push(tokio::spawn(accept(listener, node)));
     Ok(NodeHandle {
         address,
+        peer_address,
         _lock: lock,
         stop: shared.stop,
         workers,
-        listener: listener_task,
+        tasks,
+        failed,
+    })
+}
+
+/// Everything needed to open the partitions and start their workers.
+struct BringUp {
+    config: NodeConfig,
+    stored: Option<Identity>,
+    peers: Peers,
+    prober: Arc<Prober>,
+    shared: Shared,
+    inboxes: Vec<Inboxes>,
+    workers: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    fail: Arc<watch::Sender<Option<String>>>,
+    ready: Arc<AtomicBool>,
+}
+
+impl BringUp {
+    /// Partitions whose state file is missing or unreadable.
+    fn lost_state(&self) -> Vec<u32> {
+        (0..self.config.partitions)
+            .filter(|&p| {
+                raft_storage::read_term(&self.config.partition_dir(p), PartitionId(p)).is_none()
+            })
+            .collect()
+    }
+
+    fn needs_peers(&self) -> bool {
+        self.stored.is_none() || !self.lost_state().is_empty()
+    }
+
+    async fn run(self) -> Result<(), String> {
+        let config = &self.config;
+        let voters = config.voters();
+        // Which replicas are new (a cluster being formed) and which lost state they had.
+        let fresh = match &self.stored {
+            Some(_) => false,
+            None if !config.is_cluster() => true,
+            None => {
+                tracing::info!(
+                    node = config.node_id,
+                    "new data directory: asking the peers whether the cluster exists"
+                );
+                let decision = self
+                    .prober
+                    .until(
+                        &self.peers,
+                        |replies| recovery::decide(&voters, config.node_id, replies),
+                        |replies| {
+                            format!(
+                                "waiting for every peer to answer before forming the cluster \
+                                 ({} of {} answered; a node that lost its disk must not form a \
+                                 new cluster while the one holding the data is away)",
+                                replies.len(),
+                                voters.len() - 1
+                            )
+                        },
+                    )
+                    .await;
+                match decision {
+                    Decision::Form => {
+                        tracing::info!("no peer took part in a cluster yet: forming it");
+                        true
+                    }
+                    Decision::Join => {
+                        tracing::warn!(
+                            "the cluster exists and this directory is new: this node lost its \
+                             data (or joins late); it rejoins recovering and votes only once it \
+                             holds what the cluster committed"
+                        );
+                        false
+                    }
+                }
+            }
+        };
+        if !fresh {
+            let lost = self.lost_state();
+            if !lost.is_empty() && !config.is_cluster() {
+                return Err(format!(
+                    "partition(s) {lost:?} of {} lost their state file: this node has no \
+                     peers to recover from; restore the data directory from a backup",
+                    config.data_dir.display()
+                ));
+            }
+            for &partition in &lost {
+                let term = self
+                    .prober
+                    .until(
+                        &self.peers,
+                        |replies| {
+                            recovery::term_floor(
+                                &voters,
+                                config.node_id,
+                                partition as usize,
+                                replies,
+                            )
+                        },
+                        |replies| {
+                            format!(
+                                "partition {partition} lost its state: waiting for {} other \
+                                 node(s) holding theirs to tell its term ({} answered)",
+                                recovery::floor_quorum(voters.len()),
+                                replies.len()
+                            )
+                        },
+                    )
+                    .await;
+                tracing::warn!(
+                    partition,
+                    term,
+                    "replica lost its state: starting recovering at the peers' term"
+                );
+                raft_storage::create_recovering(
+                    &config.partition_dir(partition),
+                    PartitionId(partition),
+                    &voters,
+                    config.node_id,
+                    term,
+                    config.segment_size_max,
+                )
+                .map_err(|e| format!("partition {partition}: {e}"))?;
+            }
+        }
+        let mut replicas = Vec::new();
+        for partition in 0..config.partitions {
+            let replica = tokio::task::block_in_place(|| open_replica(config, partition, fresh))?;
+            replicas.push(replica);
+        }
+        // The identity is written once every partition has its state: a crash before it
+        // leaves fresh replicas only, which the next start forms again.
+        if self.stored.is_none() {
+            Identity::of_config(config)
+                .write(&config.data_dir)
+                .map_err(|e| e.to_string())?;
+        }
+        self.shared.local.set_formed();
+        let mut workers = self.workers.lock().unwrap_or_else(|e| e.into_inner());
+        for ((partition, mut replica), inboxes) in
+            (0..config.partitions).zip(replicas).zip(self.inboxes)
+        {
+            if voters.len() == 1 {
+                // A single node need not wait an election timeout to lead.
+                replica.campaign().map_err(|e| e.to_string())?;
+            }
+            let peers = Box::new(self.peers.clone());
+            let tick = Duration::from_millis(config.tick_ms);
+            let shared = self.shared.clone();
+            let fail = self.fail.clone();
+            let worker = std::thread::Builder::new()
+                .name(format!("partition-{partition}"))
+                .spawn(move || {
+                    if let Err(error) =
+                        worker::run(partition, replica, inboxes, peers, tick, shared)
+                    {
+                        // The replica cannot go on without risking its data: stop the node.
+                        let reason = format!("partition {partition} stopped: {error}");
+                        tracing::error!("{reason}");
+                        let _ = fail.send(Some(reason));
+                    }
+                })
+                .map_err(|e| format!("cannot start a worker thread: {e}"))?;
+            workers.push(worker);
+        }
+        self.ready.store(true, Ordering::Relaxed);
+        tracing::info!(node = config.node_id, "partitions up");
+        Ok(())
+    }
+}
+
+fn open_replica(config: &NodeConfig, partition: u32, fresh: bool) -> Result<Replica, String> {
+    let mut replica_config =
+        ReplicaConfig::new(config.node_id, PartitionId(partition), config.voters());
+    replica_config.election_tick = config.election_ticks;
+    replica_config.election_tick_spread = config.election_ticks;
+    replica_config.heartbeat_tick = config.heartbeat_ticks;
+    replica_config.tick_interval = (1000 / config.tick_ms).max(1);
+    replica_config.checkpoint_interval_entries = config.checkpoint_interval_entries;
+    replica_config.transfers_memory_max = config.transfers_memory_max;
+    replica_config.background_checkpoints = true;
+    replica_config.segment_size_max = config.segment_size_max;
+    // Only a replica with peers can be rebuilt from them.
+    replica_config.damage = if config.is_cluster() {
+        Damage::Repair
+    } else {
+        Damage::Refuse
+    };
+    replica_config.missing_state = if fresh {
+        MissingState::Create
+    } else {
+        MissingState::Refuse
+    };
+    let dir = config.partition_dir(partition);
+    Replica::open(&dir, replica_config).map_err(|e| {
+        let what = if config.is_cluster() {
+            "cannot recover"
+        } else {
+            "refusing to start: this node has no peers to repair from, so the data exists \
+             nowhere else; restore the data directory from a backup (see the README, \
+             \"Operations\")"
+        };
+        format!("partition {partition}: {what} {}: {e}", dir.display())
+    })
+}
+
+/// A directory without an identity must not hold Raft state: it was written by another
+/// version, or its identity file was removed, and guessing could re-route every account.
+fn refuse_unidentified_data(config: &NodeConfig) -> Result<(), String> {
+    let Ok(items) = std::fs::read_dir(&config.data_dir) else {
+        return Ok(());
+    };
+    for item in items.flatten() {
+        let name = item.file_name().to_string_lossy().to_string();
+        let Some(number) = name.strip_prefix("partition-") else {
+            continue;
+        };
+        let Ok(partition) = number.parse::<u32>() else {
+            continue;
+        };
+        if partition_established(&item.path(), partition) {
+            return Err(format!(
+                "{} holds a partition with Raft state ({name}) but no identity file: it was \
+                 written by an older version, or its identity was removed; refusing to guess \
+                 its cluster (move it away to start afresh)",
+                config.data_dir.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether a partition directory took part in a cluster: a term, a vote, or log records.
+fn partition_established(dir: &Path, partition: u32) -> bool {
+    if raft_storage::read_term(dir, PartitionId(partition)).is_some_and(|(term, _)| term > 0) {
+        return true;
+    }
+    let Ok(segments) = std::fs::read_dir(dir.join("log")) else {
+        return false;
+    };
+    segments.flatten().any(|segment| {
+        segment
+            .metadata()
+            .is_ok_and(|m| m.len() > SEGMENT_RECORDS_OFFSET as u64)
     })
 }
 
 /// Takes the data directory's lock; fails at once if another process holds it.
-fn lock_data_dir(dir: &std::path::Path) -> Result<std::fs::File, String> {
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, String> {
     let path = dir.join("LOCK");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -174,21 +539,9 @@ async fn accept(listener: TcpListener, node: Arc<Node>) {
             if !matches!(read, Ok(Ok(_))) {
                 return;
             }
-            if prefix == PEER_MAGIC {
-                let peers = node.config.peers.clone();
-                transport::serve_peer(
-                    stream,
-                    node.config.node_id,
-                    move |id| peers.contains_key(&id),
-                    node.partitions.clone(),
-                )
-                .await;
-            } else {
-                // Anything else is treated as a client; a wrong magic is answered with an
-                // error frame by the session's decoder, then the connection is closed.
-                let _ = MAGIC;
-                session::serve(stream, prefix.to_vec(), node).await;
-            }
+            // A wrong magic is answered with an error frame by the session's decoder, then
+            // the connection is closed.
+            session::serve(stream, prefix.to_vec(), node).await;
             drop(permit);
         });
     }

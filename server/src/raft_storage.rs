@@ -17,6 +17,14 @@
 //! Nothing is ever compacted: `first_index` is always 1, and a lagging or wiped replica is
 //! brought up to date from the leader's log. `snapshot` is therefore never needed, and
 //! answers "temporarily unavailable" if asked.
+//!
+//! A replica that lost durable state is *recovering* (a flag in the state file): its log may
+//! lack entries it once acknowledged, or it may have forgotten a vote. It must take no part
+//! in elections until it holds again everything the cluster committed (`replica.rs`). Such a
+//! replica comes from [`RaftLog::open`] with [`Damage::Repair`] (log damage cut away by
+//! `Log::open_repairing`, a commit index beyond the log) or from [`create_recovering`] (the
+//! state file itself was lost). With [`Damage::Refuse`] — a replica with no peers, whose
+//! data exists nowhere else — damage is an error with its location instead.
 
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -30,7 +38,12 @@ use tally_engine::types::{LogIndex, PartitionId, Term};
 use thiserror::Error;
 
 const STATE_MAGIC: [u8; 8] = *b"TALLYRFT";
-const STATE_VERSION: u16 = 1;
+/// Version 2 turned the reserved field into flags (version 1 files read with none set).
+const STATE_VERSION: u16 = 2;
+/// State flag: the replica lost durable state and is recovering (see the module docs).
+const FLAG_RECOVERING: u16 = 1;
+/// The name of the state file in a replica's directory.
+pub const STATE_FILE: &str = "raft-state";
 /// Most voters a configuration may list.
 pub const VOTERS_MAX: usize = 16;
 
@@ -59,6 +72,103 @@ pub enum RaftStorageError {
     /// The caller asked for something the storage does not support.
     #[error("{0}")]
     Unsupported(String),
+    /// The state file is missing and the caller did not ask for a new replica.
+    #[error("raft state file {path} is missing")]
+    Missing {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Durable entries are gone (with [`Damage::Refuse`]).
+    #[error("{0}")]
+    Lost(String),
+}
+
+impl RaftStorageError {
+    /// Whether the data on disk is damaged or missing (as opposed to an IO failure): a
+    /// replica with peers can be rebuilt from them.
+    pub fn is_damage(&self) -> bool {
+        matches!(
+            self,
+            RaftStorageError::Log(LogError::Corrupt { .. })
+                | RaftStorageError::Corrupt { .. }
+                | RaftStorageError::Missing { .. }
+                | RaftStorageError::Lost(_)
+        )
+    }
+}
+
+/// What to do with a damaged log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Damage {
+    /// Refuse to open, naming the location: the data exists nowhere else.
+    Refuse,
+    /// Cut the damage away and mark the replica recovering: peers hold the entries.
+    Repair,
+}
+
+/// What to do when the state file does not exist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MissingState {
+    /// Start a new replica (term 0, no vote, the given voters).
+    Create,
+    /// Refuse: the replica existed, and lost it ([`RaftStorageError::Missing`]).
+    Refuse,
+}
+
+/// Writes the state file of a replica that lost its own: `term` is at least every term it
+/// may have voted or acknowledged entries in before (from its peers, see `recovery.rs`), and
+/// it counts as having voted (for itself) in that term, so that it can never vote twice in
+/// it. The replica is recovering. Any existing log is kept; its last term raises `term`.
+pub fn create_recovering(
+    dir: &Path,
+    partition: PartitionId,
+    voters: &[u64],
+    node_id: u64,
+    term: u64,
+    segment_size_max: u64,
+) -> Result<(), RaftStorageError> {
+    check_voters(voters)?;
+    let config = LogConfig {
+        partition,
+        segment_size_max,
+    };
+    let (log, _) = Log::open_repairing(&dir.join("log"), config)?;
+    let term = term.max(log.last_term().0);
+    let mut raft_log = RaftLog {
+        log,
+        hard_state: HardState {
+            term,
+            vote: node_id,
+            commit: 0,
+            ..HardState::default()
+        },
+        conf_state: ConfState {
+            voters: voters.to_vec(),
+            ..ConfState::default()
+        },
+        state_path: dir.join(STATE_FILE),
+        partition,
+        state_dirty: true,
+        recovering: true,
+    };
+    raft_log.persist_state()
+}
+
+/// Reads a replica's persisted term without opening it (`None`: no valid state file).
+pub fn read_term(dir: &Path, partition: PartitionId) -> Option<(u64, bool)> {
+    let bytes = fs::read(dir.join(STATE_FILE)).ok()?;
+    let state = decode_state(&bytes, partition).ok()?;
+    Some((state.0.term, state.2))
+}
+
+fn check_voters(voters: &[u64]) -> Result<(), RaftStorageError> {
+    if voters.is_empty() || voters.len() > VOTERS_MAX {
+        return Err(RaftStorageError::Unsupported(format!(
+            "a configuration needs 1 to {VOTERS_MAX} voters, not {}",
+            voters.len()
+        )));
+    }
+    Ok(())
 }
 
 /// The durable Raft state of one partition replica. See the module documentation.
@@ -70,43 +180,36 @@ pub struct RaftLog {
     partition: PartitionId,
     /// Whether term or vote changed since the state file was last written.
     state_dirty: bool,
+    /// Whether this replica lost durable state and must not vote yet (module docs).
+    recovering: bool,
 }
 
 impl RaftLog {
-    /// Opens the log and state in `dir`; a new replica starts with `voters` as its
-    /// configuration.
+    /// Opens the log and state in `dir`; a new replica (with [`MissingState::Create`])
+    /// starts with `voters` as its configuration. `damage` says what to do with a damaged
+    /// log (see the module docs); the report says what recovery found and cut.
     pub fn open(
         dir: &Path,
         partition: PartitionId,
         voters: &[u64],
         segment_size_max: u64,
+        damage: Damage,
+        missing: MissingState,
     ) -> Result<(RaftLog, RecoveryReport), RaftStorageError> {
         let config = LogConfig {
             partition,
             segment_size_max,
         };
-        let (log, report) = Log::open(&dir.join("log"), config)?;
-        let state_path = dir.join("raft-state");
-        let (hard_state, conf_state) = match fs::read(&state_path) {
-            Ok(bytes) => {
-                decode_state(&bytes, partition).map_err(|reason| RaftStorageError::Corrupt {
+        let state_path = dir.join(STATE_FILE);
+        // Read the state first: a replica that must exist is not given a new, empty log.
+        let state = match fs::read(&state_path) {
+            Ok(bytes) => Some(decode_state(&bytes, partition).map_err(|reason| {
+                RaftStorageError::Corrupt {
                     path: state_path.clone(),
                     reason,
-                })?
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if voters.is_empty() || voters.len() > VOTERS_MAX {
-                    return Err(RaftStorageError::Unsupported(format!(
-                        "a configuration needs 1 to {VOTERS_MAX} voters, not {}",
-                        voters.len()
-                    )));
                 }
-                let conf_state = ConfState {
-                    voters: voters.to_vec(),
-                    ..ConfState::default()
-                };
-                (HardState::default(), conf_state)
-            }
+            })?),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(source) => {
                 return Err(RaftStorageError::Io {
                     path: state_path,
@@ -114,6 +217,43 @@ impl RaftLog {
                 })
             }
         };
+        let (hard_state, conf_state, mut recovering) = match state {
+            Some(state) => state,
+            None if missing == MissingState::Refuse => {
+                return Err(RaftStorageError::Missing { path: state_path })
+            }
+            None => {
+                check_voters(voters)?;
+                let conf_state = ConfState {
+                    voters: voters.to_vec(),
+                    ..ConfState::default()
+                };
+                (HardState::default(), conf_state, false)
+            }
+        };
+        let (log, report) = match damage {
+            Damage::Refuse => Log::open(&dir.join("log"), config)?,
+            Damage::Repair => Log::open_repairing(&dir.join("log"), config)?,
+        };
+        let mut hard_state = hard_state;
+        if !report.repairs.is_empty() {
+            recovering = true;
+        }
+        if hard_state.commit > log.last_index().0 {
+            let lost = format!(
+                "{} says entries up to {} were committed, but the log ends at {}: durable \
+                 entries were lost",
+                state_path.display(),
+                hard_state.commit,
+                log.last_index()
+            );
+            if damage == Damage::Refuse {
+                return Err(RaftStorageError::Lost(lost));
+            }
+            tracing::warn!(%partition, "{lost}; recovering from peers");
+            hard_state.commit = log.last_index().0;
+            recovering = true;
+        }
         let mut raft_log = RaftLog {
             log,
             hard_state,
@@ -121,9 +261,35 @@ impl RaftLog {
             state_path,
             partition,
             state_dirty: true,
+            recovering,
         };
         raft_log.persist_state()?;
         Ok((raft_log, report))
+    }
+
+    /// Whether this replica lost durable state and must take no part in elections yet.
+    pub fn is_recovering(&self) -> bool {
+        self.recovering
+    }
+
+    /// Marks the replica recovering (durable at once), e.g. when state above the log (a
+    /// checkpoint) shows that the log lost entries.
+    pub fn set_recovering(&mut self) -> Result<(), RaftStorageError> {
+        if !self.recovering {
+            self.recovering = true;
+            self.state_dirty = true;
+        }
+        self.persist_state()
+    }
+
+    /// The replica holds again everything the cluster committed: it may vote. Durable
+    /// before it returns; a crash before that restarts it recovering again (only slower).
+    pub fn finish_recovery(&mut self) -> Result<(), RaftStorageError> {
+        if self.recovering {
+            self.recovering = false;
+            self.state_dirty = true;
+        }
+        self.persist_state()
     }
 
     /// The underlying log.
@@ -214,7 +380,12 @@ impl RaftLog {
         if !self.state_dirty {
             return Ok(());
         }
-        let bytes = encode_state(&self.hard_state, &self.conf_state, self.partition);
+        let bytes = encode_state(
+            &self.hard_state,
+            &self.conf_state,
+            self.partition,
+            self.recovering,
+        );
         let io = |source| RaftStorageError::Io {
             path: self.state_path.clone(),
             source,
@@ -234,11 +405,17 @@ impl RaftLog {
     }
 }
 
-fn encode_state(hs: &HardState, cs: &ConfState, partition: PartitionId) -> Vec<u8> {
+fn encode_state(
+    hs: &HardState,
+    cs: &ConfState,
+    partition: PartitionId,
+    recovering: bool,
+) -> Vec<u8> {
     let mut out = Vec::with_capacity(48 + cs.voters.len() * 8);
     out.extend_from_slice(&STATE_MAGIC);
     out.extend_from_slice(&STATE_VERSION.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes());
+    let flags = if recovering { FLAG_RECOVERING } else { 0 };
+    out.extend_from_slice(&flags.to_le_bytes());
     out.extend_from_slice(&partition.0.to_le_bytes());
     out.extend_from_slice(&hs.term.to_le_bytes());
     out.extend_from_slice(&hs.vote.to_le_bytes());
@@ -252,7 +429,11 @@ fn encode_state(hs: &HardState, cs: &ConfState, partition: PartitionId) -> Vec<u
     out
 }
 
-fn decode_state(bytes: &[u8], partition: PartitionId) -> Result<(HardState, ConfState), String> {
+/// Decodes a state file: hard state, configuration, and the recovering flag.
+fn decode_state(
+    bytes: &[u8],
+    partition: PartitionId,
+) -> Result<(HardState, ConfState, bool), String> {
     const FIXED: usize = 8 + 2 + 2 + 4 + 8 + 8 + 8 + 4;
     if bytes.len() < FIXED + 4 {
         return Err(format!("{} bytes is too short", bytes.len()));
@@ -267,8 +448,12 @@ fn decode_state(bytes: &[u8], partition: PartitionId) -> Result<(HardState, Conf
         return Err("bad magic".into());
     }
     let version = u16::from_le_bytes([body[8], body[9]]);
-    if version != STATE_VERSION {
+    if version != 1 && version != STATE_VERSION {
         return Err(format!("unknown version {version}"));
+    }
+    let flags = u16::from_le_bytes([body[10], body[11]]);
+    if flags & !FLAG_RECOVERING != 0 || (version == 1 && flags != 0) {
+        return Err(format!("unknown flags {flags:#x}"));
     }
     if u32_at(12) != partition.0 {
         return Err(format!(
@@ -293,6 +478,7 @@ fn decode_state(bytes: &[u8], partition: PartitionId) -> Result<(HardState, Conf
             voters,
             ..ConfState::default()
         },
+        flags & FLAG_RECOVERING != 0,
     ))
 }
 
@@ -388,10 +574,13 @@ mod tests {
             voters: vec![1, 2, 3],
             ..ConfState::default()
         };
-        let bytes = encode_state(&hs, &cs, PartitionId(4));
-        let (hs2, cs2) = decode_state(&bytes, PartitionId(4)).expect("decodes");
+        let bytes = encode_state(&hs, &cs, PartitionId(4), true);
+        let (hs2, cs2, recovering) = decode_state(&bytes, PartitionId(4)).expect("decodes");
         assert_eq!((hs2.term, hs2.vote, hs2.commit), (7, 2, 40));
         assert_eq!(cs2.voters, vec![1, 2, 3]);
+        assert!(recovering);
+        let bytes = encode_state(&hs, &cs, PartitionId(4), false);
+        assert!(!decode_state(&bytes, PartitionId(4)).expect("decodes").2);
         assert!(decode_state(&bytes, PartitionId(5)).is_err());
         for i in 0..bytes.len() {
             let mut damaged = bytes.clone();

@@ -28,6 +28,17 @@
 //! Checkpoints are written every `checkpoint_interval_entries` applied entries; a restarted
 //! replica loads the newest valid one and raft-rs re-delivers the committed entries after it.
 //!
+//! Recovery: a replica that lost durable state (its log was damaged and cut, or its state
+//! file lost; see `raft_storage.rs`) is *recovering*. It acknowledges appends (they are
+//! durable when it does) but takes no part in elections: it never campaigns, ignores vote and
+//! pre-vote requests and leadership handovers, until it holds durably an entry that the
+//! leader of its current term has committed *in that term*. Such an entry follows every entry
+//! committed in an earlier term (the leader holds them all: leader completeness), so from then
+//! on its log holds everything the cluster committed, the entries it once acknowledged and
+//! lost included, and its votes are safe again. Its term is at least every term it took part in
+//! before (the state file kept it, or its peers supplied it: `recovery.rs`), so it cannot
+//! help a deposed leader commit either.
+//!
 //! The `bug_*` fields of [`ReplicaConfig`] exist only so the simulator can prove it catches
 //! the classic mistakes (skipping the fsync, applying before commit, losing a vote); they are
 //! off unless a test turns them on.
@@ -35,7 +46,7 @@
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use raft::eraftpb::{Entry as RaftEntry, EntryType, Message};
+use raft::eraftpb::{Entry as RaftEntry, EntryType, Message, MessageType};
 use raft::{Config, RawNode, ReadOnlyOption, StateRole};
 use slog::Logger;
 use tally_engine::checkpoint::{self, RunsConfig, Schedule};
@@ -47,7 +58,7 @@ use tally_engine::transfer_runs::TransferRuns;
 use tally_engine::types::{LogIndex, PartitionId, Timestamp};
 use thiserror::Error;
 
-use crate::raft_storage::{RaftLog, RaftStorageError};
+use crate::raft_storage::{Damage, MissingState, RaftLog, RaftStorageError};
 
 /// How a replica runs.
 #[derive(Clone, Debug)]
@@ -84,6 +95,11 @@ pub struct ReplicaConfig {
     /// Write checkpoints on a background thread (the server) rather than on the applying
     /// thread (the simulator, which must stay deterministic).
     pub background_checkpoints: bool,
+    /// What to do with damaged data: refuse (a lone replica), or cut it and recover from
+    /// peers.
+    pub damage: Damage,
+    /// What to do when the replica has no state file yet.
+    pub missing_state: MissingState,
     /// Simulator fault: never fsync the log.
     #[doc(hidden)]
     pub bug_skip_fsync: bool,
@@ -112,6 +128,8 @@ impl ReplicaConfig {
             index_memory_entries_max: tally_engine::index::MEMORY_ENTRIES_MAX_DEFAULT,
             transfers_memory_max: tally_engine::transfer_runs::TRANSFERS_MEMORY_MAX_DEFAULT,
             background_checkpoints: false,
+            damage: Damage::Repair,
+            missing_state: MissingState::Create,
             bug_skip_fsync: false,
             bug_apply_before_commit: false,
             bug_skip_vote: false,
@@ -134,6 +152,13 @@ pub enum ReplicaError {
     /// The per-account index could not be opened or written.
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// Transfer records could not be written to their run files (the partition would keep
+    /// them in memory without bound).
+    #[error("transfer records could not be written to disk: {0}")]
+    Spill(String),
+    /// A checkpoint thread failed without an error of its own.
+    #[error("the checkpoint thread panicked")]
+    CheckpointPanicked,
     /// A committed entry does not decode: a bug or undetected corruption.
     #[error("committed entry {index} does not decode: {source}")]
     Payload {
@@ -221,12 +246,29 @@ impl Replica {
     /// Opens (or creates) the replica in `dir`: recovers the log, loads the newest valid
     /// checkpoint, and starts raft-rs after it.
     pub fn open(dir: &Path, config: ReplicaConfig) -> Result<Replica, ReplicaError> {
-        let (mut raft_log, _report) = RaftLog::open(
+        let (mut raft_log, report) = RaftLog::open(
             dir,
             config.partition,
             &config.voters,
             config.segment_size_max,
+            config.damage,
+            config.missing_state,
         )?;
+        let partition_id = config.partition;
+        if let Some((segment, offset)) = report.truncated_at {
+            tracing::info!(
+                partition = %partition_id,
+                %segment,
+                offset,
+                bytes = report.truncated_bytes,
+                reordered = report.reordered_tail,
+                durable = %report.durable,
+                "cut the unsynced tail of the log"
+            );
+        }
+        for repair in &report.repairs {
+            tracing::warn!(partition = %partition_id, %repair, "cut damaged log entries; recovering them from peers");
+        }
         let checkpoint_dir = dir.join("checkpoints");
         let (index, _index_report) = Index::open(
             &dir.join("index"),
@@ -240,13 +282,35 @@ impl Replica {
             transfers_memory_max: config.transfers_memory_max,
             keep_merged: true,
         };
-        let restored = checkpoint::restore(
-            &checkpoint_dir,
-            config.partition,
-            raft_log.log().last_index(),
-            index.durable(),
-            &runs_config,
-        )?;
+        let log_last = raft_log.log().last_index();
+        let restore = || {
+            checkpoint::restore(
+                &checkpoint_dir,
+                config.partition,
+                log_last,
+                index.durable(),
+                &runs_config,
+            )
+        };
+        let restored = match restore() {
+            // A checkpoint holds entries the log lost: with peers, start from an older state
+            // and fetch them again.
+            Err(checkpoint::CheckpointError::AheadOfLog {
+                checkpoint,
+                log_last,
+            }) if config.damage == Damage::Repair => {
+                tracing::warn!(
+                    partition = %partition_id,
+                    %checkpoint,
+                    %log_last,
+                    "a checkpoint is ahead of the log: entries were lost; recovering them from peers"
+                );
+                checkpoint::remove_ahead(&checkpoint_dir, log_last)?;
+                raft_log.set_recovering()?;
+                restore()?
+            }
+            other => other?,
+        };
         for reason in &restored.rejected {
             tracing::warn!(partition = %config.partition, %reason, "checkpoint skipped");
         }
@@ -351,6 +415,10 @@ impl Replica {
     /// Advances Raft's clock by one tick; the leader proposes a `Tick` entry when idle, so
     /// holds expire on time. `now` is the wall clock (or the simulator's).
     pub fn tick(&mut self, now: Timestamp) {
+        if self.is_recovering() {
+            // A recovering replica never campaigns: its election clock stands still.
+            return;
+        }
         self.node.tick();
         if self.is_leader() {
             self.idle_ticks += 1;
@@ -364,9 +432,26 @@ impl Replica {
     }
 
     /// Feeds a message from a peer. Messages for another group or node are refused.
-    pub fn step(&mut self, message: Message) -> Result<(), ReplicaError> {
+    pub fn step(&mut self, mut message: Message) -> Result<(), ReplicaError> {
         if message.to != self.config.node_id {
             return Err(ReplicaError::Raft(raft::Error::StepPeerNotFound));
+        }
+        if self.is_recovering()
+            && matches!(
+                message.get_msg_type(),
+                MessageType::MsgRequestVote
+                    | MessageType::MsgRequestPreVote
+                    | MessageType::MsgTimeoutNow
+            )
+        {
+            return Ok(());
+        }
+        if message.get_msg_type() == MessageType::MsgHeartbeat {
+            // A leader that still remembers how far this replica's log went before it lost
+            // entries sends a commit index beyond it; raft-rs would abort. What the replica
+            // holds up to its last index matches the leader's log (it was acknowledged to
+            // this leader, or appended after its consistency check), so the clamp is exact.
+            message.commit = message.commit.min(self.last_index());
         }
         match self.node.step(message) {
             // A message from a peer we do not know (e.g. a stale configuration) is ignored.
@@ -416,9 +501,43 @@ impl Replica {
         }
     }
 
-    /// Campaigns at once (tests and leadership handover).
+    /// Campaigns at once (tests and leadership handover); a recovering replica does not.
     pub fn campaign(&mut self) -> Result<(), ReplicaError> {
+        if self.is_recovering() {
+            return Ok(());
+        }
         Ok(self.node.campaign()?)
+    }
+
+    /// Whether this replica lost durable state and takes no part in elections yet (see the
+    /// module documentation).
+    pub fn is_recovering(&self) -> bool {
+        self.node.store().is_recovering()
+    }
+
+    /// Ends recovery once this replica holds durably an entry that the leader of its term
+    /// committed in that term (module documentation).
+    fn maybe_finish_recovery(&mut self) -> Result<(), ReplicaError> {
+        if !self.is_recovering() || self.leader_id() == 0 || self.is_leader() {
+            return Ok(());
+        }
+        let raft_log = &self.node.raft.raft_log;
+        let held = raft_log
+            .committed
+            .min(raft_log.persisted)
+            .min(self.durable_index);
+        if held == 0 || self.entry_term(held) != Some(self.term()) {
+            return Ok(());
+        }
+        self.node.mut_store().finish_recovery()?;
+        tracing::info!(
+            partition = %self.config.partition,
+            index = held,
+            term = self.term(),
+            leader = self.leader_id(),
+            "recovered: the log holds what the cluster committed; voting again"
+        );
+        Ok(())
     }
 
     /// Processes one Ready, if any: persists, then appends the messages to send to `outbox`,
@@ -475,7 +594,7 @@ impl Replica {
         let committed = light.take_committed_entries();
         self.apply_entries(committed, applied)?;
         self.node.advance_apply();
-        Ok(())
+        self.maybe_finish_recovery()
     }
 
     /// Writes a checkpoint of the current state on a background thread: a snapshot is taken
@@ -504,7 +623,7 @@ impl Replica {
         {
             return Ok(());
         }
-        self.finish_checkpoint();
+        self.finish_checkpoint()?;
         let snapshot = self.partition.snapshot();
         let dir = self.checkpoint_dir.clone();
         let spawned = std::thread::Builder::new()
@@ -532,18 +651,16 @@ impl Replica {
     }
 
     /// Waits for a checkpoint being written, if any (tests, shutdown, and before the next).
-    pub fn finish_checkpoint(&mut self) {
+    /// A checkpoint that could not be written is a storage failure like any other.
+    pub fn finish_checkpoint(&mut self) -> Result<(), ReplicaError> {
         if let Some(handle) = self.checkpointing.take() {
             match handle.join() {
                 Ok(Ok((index, spills))) => self.checkpoint_written(index, spills),
-                Ok(Err(error)) => {
-                    tracing::warn!(partition = %self.config.partition, %error, "checkpoint failed")
-                }
-                Err(_) => {
-                    tracing::error!(partition = %self.config.partition, "checkpoint thread panicked")
-                }
+                Ok(Err(error)) => return Err(error.into()),
+                Err(_) => return Err(ReplicaError::CheckpointPanicked),
             }
         }
+        Ok(())
     }
 
     fn apply_early(
@@ -597,6 +714,9 @@ impl Replica {
                 digest: self.partition.digest(),
             });
             self.schedule.applied(1);
+        }
+        if let Some(error) = self.partition.transfer_spill_error() {
+            return Err(ReplicaError::Spill(error.to_string()));
         }
         self.partition.drain_postings(&mut self.postings);
         self.index

@@ -17,7 +17,7 @@
 //! cross-partition transactions exist. Ledgers are created on every partition.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
@@ -34,6 +34,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::config::NodeConfig;
 use crate::convert::{self, RESULT_CROSS_PARTITION};
+use crate::transport::Directory;
 use crate::worker::{Answer, PartitionError, PartitionHandle, Query};
 
 /// Requests one connection may have in flight.
@@ -47,11 +48,24 @@ pub struct Node {
     pub partitions: Arc<Vec<PartitionHandle>>,
     /// The leader of each partition as last seen by its worker (0: unknown).
     pub leaders: Arc<Vec<AtomicU64>>,
+    /// Where this node listens for clients.
+    pub address: std::net::SocketAddr,
+    /// The client addresses peers announced.
+    pub directory: Arc<Directory>,
+    /// Whether the partitions are up; until then requests are answered `unavailable`.
+    pub ready: Arc<AtomicBool>,
 }
 
 impl Node {
+    /// The client address of `node` (this one's, or what the peer announced).
     fn address_of(&self, node: u64) -> Option<String> {
-        self.config.peers.get(&node).map(|a| a.to_string())
+        if node == 0 {
+            None
+        } else if node == self.config.node_id {
+            Some(self.address.to_string())
+        } else {
+            self.directory.client_address(node)
+        }
     }
 
     fn partition_count(&self) -> u32 {
@@ -243,6 +257,15 @@ pub async fn serve(stream: TcpStream, prefix: Vec<u8>, node: Arc<Node>) {
 
 async fn handle(node: &Node, request_id: u64, request: Request) -> BytesMut {
     let mut out = BytesMut::new();
+    if !node.ready.load(Ordering::Relaxed) && !matches!(request, Request::Hello | Request::Ping) {
+        Failure::new(
+            ErrorCode::Unavailable,
+            "this node is starting or recovering its data; nothing was applied: retry here \
+             later or on another node",
+        )
+        .encode(request_id, &mut out);
+        return out;
+    }
     let result = match request {
         Request::Hello => Ok(encode_body(request_id, &hello(node), &mut out)),
         Request::Ping => Ok(encode_body(request_id, &PingResponse {}, &mut out)),

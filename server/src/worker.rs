@@ -1,10 +1,15 @@
 //! The partition worker: one OS thread per partition replica, owning the `Replica`.
 //!
-//! Everything that touches a partition goes through its bounded inbox: peer messages,
-//! client proposals and linearizable reads. The loop drains the inbox, ticks Raft on time,
-//! runs the Ready loop (one fsync per Ready, however many proposals it carries: group
-//! commit), sends the outgoing messages to the peer transport, and answers the clients whose
-//! entries were applied.
+//! Everything that touches a partition goes through its two bounded inboxes: one for peer
+//! messages (bounded by bytes), one for client proposals and linearizable reads (bounded by
+//! count). The loop drains peer messages first, then client inputs, ticks Raft on time, runs
+//! the Ready loop (one fsync per Ready, however many proposals it carries: group commit),
+//! sends the outgoing messages to the peer transport, and answers the clients whose entries
+//! were applied. Raft never waits behind clients: a full client inbox refuses clients, not
+//! heartbeats.
+//!
+//! A storage failure stops the worker with its error (the node then exits: `node.rs`); a
+//! message raft-rs refuses for any other reason is logged and dropped.
 //!
 //! A proposal is answered when the entry at its index is applied: with the outcome if that
 //! entry has the term the proposal got, or `Dropped` if a new leader overwrote it (the client
@@ -17,9 +22,10 @@
 //! the transport's bounded queues and are dropped when those are full (Raft retransmits).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use raft::eraftpb::Message;
@@ -32,12 +38,19 @@ use tally_engine::partition::{Account, Partition, TransferRecord};
 use tally_engine::types::{AccountId, Timestamp, TransferId};
 use tokio::sync::oneshot;
 
-use crate::replica::{Applied, ProposeError, ReadReady, Replica};
+use crate::recovery::LocalState;
+use crate::replica::{Applied, ProposeError, ReadReady, Replica, ReplicaError};
+use crate::transport::ReplicaState;
 
 /// How long a proposal or read may wait for its answer.
 pub const WAIT_MAX: Duration = Duration::from_secs(10);
 /// Inputs handled per loop turn before the Ready is processed.
 const INPUTS_PER_TURN_MAX: usize = 4096;
+/// Bytes of peer messages a partition's inbox holds before new ones are dropped (Raft
+/// retransmits).
+pub const PEER_INBOX_BYTES_MAX: usize = 256 << 20;
+/// Peer messages a partition's inbox holds.
+const PEER_INBOX_DEPTH: usize = 65_536;
 
 /// Why a request to a partition got no outcome.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -171,10 +184,8 @@ fn answer(partition: &Partition, index: &Index, query: &Query) -> Answer {
     }
 }
 
-/// What a partition worker is asked to do.
+/// What a partition worker is asked to do by clients.
 pub enum Input {
-    /// A Raft message from a peer.
-    Peer(Message),
     /// A command to replicate and apply.
     Propose {
         /// The command.
@@ -200,6 +211,8 @@ pub struct Shared {
     pub leaders: Arc<Vec<AtomicU64>>,
     /// Set to stop every worker (graceful shutdown).
     pub stop: Arc<AtomicBool>,
+    /// What this node answers to probes (each worker keeps its partition's part current).
+    pub local: Arc<LocalState>,
 }
 
 /// Sends Raft messages to peers (the transport); must not block.
@@ -209,13 +222,45 @@ pub trait PeerSender: Send {
     fn send(&self, partition: u32, message: Message);
 }
 
-/// A handle to a partition worker's inbox.
+/// A handle to a partition worker's inboxes.
 #[derive(Clone)]
 pub struct PartitionHandle {
-    inbox: SyncSender<Input>,
+    inbox: Sender<Input>,
+    peers: PeerInbox,
+}
+
+/// The peer half of a partition's inbox, bounded by bytes.
+#[derive(Clone)]
+pub struct PeerInbox {
+    sender: Sender<(Message, usize)>,
+    bytes: Arc<AtomicUsize>,
+}
+
+impl PeerInbox {
+    /// Queues a Raft message of `size` encoded bytes; drops it (Raft retransmits) when the
+    /// inbox holds too many bytes already.
+    pub fn deliver(&self, message: Message, size: usize) {
+        let held = self.bytes.fetch_add(size, Ordering::Relaxed);
+        if held + size > PEER_INBOX_BYTES_MAX || self.sender.try_send((message, size)).is_err() {
+            self.bytes.fetch_sub(size, Ordering::Relaxed);
+            tracing::debug!(held, "peer inbox full; message dropped");
+        }
+    }
+}
+
+/// The receiving halves of a partition's inboxes.
+pub struct Inboxes {
+    clients: Receiver<Input>,
+    peers: Receiver<(Message, usize)>,
+    peer_bytes: Arc<AtomicUsize>,
 }
 
 impl PartitionHandle {
+    /// Where peer messages for this partition go.
+    pub fn peer_inbox(&self) -> &PeerInbox {
+        &self.peers
+    }
+
     /// Queues an input; `Overloaded` if the inbox is full, `Stopped` if the worker is gone.
     pub fn try_send(&self, input: Input) -> Result<(), PartitionError> {
         self.inbox.try_send(input).map_err(|e| match e {
@@ -248,10 +293,45 @@ impl PartitionHandle {
     }
 }
 
-/// Creates a worker's inbox.
-pub fn inbox(depth: usize) -> (PartitionHandle, Receiver<Input>) {
-    let (sender, receiver) = std::sync::mpsc::sync_channel(depth);
-    (PartitionHandle { inbox: sender }, receiver)
+/// Creates a worker's inboxes: `depth` client inputs, and peer messages up to
+/// [`PEER_INBOX_BYTES_MAX`].
+pub fn inbox(depth: usize) -> (PartitionHandle, Inboxes) {
+    let (sender, clients) = crossbeam_channel::bounded(depth);
+    let (peer_sender, peers) = crossbeam_channel::bounded(PEER_INBOX_DEPTH);
+    let bytes = Arc::new(AtomicUsize::new(0));
+    (
+        PartitionHandle {
+            inbox: sender,
+            peers: PeerInbox {
+                sender: peer_sender,
+                bytes: bytes.clone(),
+            },
+        },
+        Inboxes {
+            clients,
+            peers,
+            peer_bytes: bytes,
+        },
+    )
+}
+
+/// Feeds a peer message to the replica. Only storage failures stop the worker; anything
+/// else raft-rs refuses is logged and dropped (a peer's message must never stop a
+/// partition).
+fn step(replica: &mut Replica, partition: u32, message: Message) -> Result<(), ReplicaError> {
+    let kind = message.get_msg_type();
+    let from = message.from;
+    match replica.step(message) {
+        Ok(()) => Ok(()),
+        Err(ReplicaError::Raft(raft::Error::Store(error))) => {
+            Err(ReplicaError::Raft(raft::Error::Store(error)))
+        }
+        Err(ReplicaError::Raft(error)) => {
+            tracing::warn!(partition, from, ?kind, %error, "peer message refused");
+            Ok(())
+        }
+        Err(other) => Err(other),
+    }
 }
 
 fn wall_clock() -> Timestamp {
@@ -280,11 +360,11 @@ struct Waiting<T> {
 pub fn run(
     partition: u32,
     mut replica: Replica,
-    inbox: Receiver<Input>,
+    inboxes: Inboxes,
     peers: Box<dyn PeerSender>,
     tick: Duration,
     shared: Shared,
-) -> Result<(), crate::replica::ReplicaError> {
+) -> Result<(), ReplicaError> {
     let mut ticks = 0u64;
     let mut proposals: BTreeMap<u64, Waiting<Outcome>> = BTreeMap::new();
     let mut reads: BTreeMap<u64, PendingRead> = BTreeMap::new();
@@ -299,17 +379,45 @@ pub fn run(
         if shared.stop.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let first = match inbox.recv_timeout(wait) {
-            Ok(input) => Some(input),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => return Ok(()),
-        };
+        shared.local.publish(
+            partition,
+            replica.term(),
+            replica.last_index(),
+            if replica.is_recovering() {
+                ReplicaState::Recovering
+            } else {
+                ReplicaState::Normal
+            },
+        );
+        // Wait for the first input of either kind, or the next tick.
+        let mut first_client = None;
+        crossbeam_channel::select! {
+            recv(inboxes.peers) -> message => {
+                if let Ok((message, size)) = message {
+                    inboxes.peer_bytes.fetch_sub(size, Ordering::Relaxed);
+                    step(&mut replica, partition, message)?;
+                }
+            }
+            recv(inboxes.clients) -> input => match input {
+                Ok(input) => first_client = Some(input),
+                Err(_) => return Ok(()),
+            },
+            default(wait) => {}
+        }
+        // Peers first: every message waiting (bounded), so heartbeats and acks are never
+        // stuck behind client work.
+        for _ in 0..INPUTS_PER_TURN_MAX {
+            let Ok((message, size)) = inboxes.peers.try_recv() else {
+                break;
+            };
+            inboxes.peer_bytes.fetch_sub(size, Ordering::Relaxed);
+            step(&mut replica, partition, message)?;
+        }
         let mut handled = 0;
-        let mut input = first;
+        let mut input = first_client.or_else(|| inboxes.clients.try_recv().ok());
         while let Some(current) = input.take() {
             handled += 1;
             match current {
-                Input::Peer(message) => replica.step(message)?,
                 Input::Propose { command, reply } => {
                     match replica.propose(command, wall_clock()) {
                         Ok((index, term)) => {
@@ -353,7 +461,7 @@ pub fn run(
                 }
             }
             if handled < INPUTS_PER_TURN_MAX {
-                input = inbox.try_recv().ok();
+                input = inboxes.clients.try_recv().ok();
             }
         }
         if Instant::now() >= next_tick {

@@ -11,90 +11,14 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::Server;
+use common::Cluster;
 use rust_decimal::Decimal;
 use tally_client::wire::codes::TransferResult;
 use tally_client::wire::types::*;
 use tally_client::{Client, ClientError, ClientOptions};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-struct Cluster {
-    dirs: Vec<tempfile::TempDir>,
-    addresses: Vec<SocketAddr>,
-    peers: String,
-    nodes: Vec<Option<Server>>,
-}
-
-impl Cluster {
-    fn start(size: usize) -> Cluster {
-        let addresses: Vec<SocketAddr> = (0..size)
-            .map(|_| format!("127.0.0.1:{}", free_port()).parse().expect("addr"))
-            .collect();
-        let peers = addresses
-            .iter()
-            .enumerate()
-            .map(|(i, a)| format!("{}={a}", i + 1))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut cluster = Cluster {
-            dirs: (0..size)
-                .map(|_| tempfile::tempdir().expect("tempdir"))
-                .collect(),
-            addresses,
-            peers,
-            nodes: (0..size).map(|_| None).collect(),
-        };
-        for i in 0..size {
-            cluster.restart(i);
-        }
-        cluster
-    }
-
-    fn restart(&mut self, i: usize) {
-        let address = self.addresses[i].to_string();
-        let id = (i + 1).to_string();
-        let data = self.dirs[i].path().to_str().expect("utf-8").to_string();
-        self.nodes[i] = Some(Server::start(&[
-            "--node-id",
-            &id,
-            "--address",
-            &address,
-            "--peers",
-            &self.peers,
-            "--data",
-            &data,
-            "--partitions",
-            "2",
-            "--tick-ms",
-            "20",
-            // Most transfer records on disk, so that the final lookups read transfer runs
-            // written, crashed over and rebuilt by real nodes.
-            "--transfers-memory-max",
-            "64",
-        ]));
-    }
-
-    fn kill(&mut self, i: usize) {
-        if let Some(mut node) = self.nodes[i].take() {
-            node.kill();
-        }
-    }
-
-    fn index_of(&self, address: &str) -> Option<usize> {
-        self.addresses.iter().position(|a| a.to_string() == address)
-    }
-}
 
 async fn leader(client: &Client, cluster: &Cluster) -> usize {
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -128,7 +52,19 @@ const ACCOUNTS_PER_PARTITION: usize = 6;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_crash_loses_nothing_acknowledged() {
-    let mut cluster = Cluster::start(3);
+    let mut cluster = Cluster::start(
+        3,
+        &[
+            "--partitions",
+            "2",
+            "--tick-ms",
+            "20",
+            // Most transfer records on disk, so that the final lookups read transfer runs
+            // written, crashed over and rebuilt by real nodes.
+            "--transfers-memory-max",
+            "64",
+        ],
+    );
     let addresses: Vec<String> = cluster.addresses.iter().map(|a| a.to_string()).collect();
     let options = ClientOptions {
         request_timeout: Duration::from_secs(2),
@@ -243,15 +179,7 @@ async fn leader_crash_loses_nothing_acknowledged() {
             .filter(|a| a.acked.is_some())
             .count()
     };
-    let live = |cluster: &Cluster| -> Vec<String> {
-        cluster
-            .nodes
-            .iter()
-            .zip(&cluster.addresses)
-            .filter(|(n, _)| n.is_some())
-            .map(|(_, a)| a.to_string())
-            .collect()
-    };
+    let live = |cluster: &Cluster| cluster.live();
     let wait_for = |target: usize, nodes: Vec<String>| {
         let attempts = attempts.clone();
         async move {

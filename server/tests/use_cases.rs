@@ -98,41 +98,7 @@ fn use_cases_on_one_node() {
 
 #[test]
 fn use_cases_on_three_nodes() {
-    let ports: Vec<u16> = (0..3)
-        .map(|_| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("free port")
-                .port()
-        })
-        .collect();
-    let peers = ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("{}=127.0.0.1:{p}", i + 1))
-        .collect::<Vec<_>>()
-        .join(",");
-    let dirs: Vec<_> = (0..3)
-        .map(|_| tempfile::tempdir().expect("tempdir"))
-        .collect();
-    let _nodes: Vec<Server> = (0..3)
-        .map(|i| {
-            Server::start(&[
-                "--node-id",
-                &(i + 1).to_string(),
-                "--address",
-                &format!("127.0.0.1:{}", ports[i]),
-                "--peers",
-                &peers,
-                "--data",
-                dirs[i].path().to_str().expect("utf-8"),
-                "--partitions",
-                "2",
-                "--tick-ms",
-                "20",
-            ])
-        })
-        .collect();
+    let cluster = common::Cluster::start(3, &["--partitions", "2", "--tick-ms", "20"]);
     // Any node will do: the client finds the leader.
-    all_use_cases(&format!("127.0.0.1:{}", ports[2]));
+    all_use_cases(&cluster.addresses[2].to_string());
 }

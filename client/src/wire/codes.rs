@@ -282,6 +282,9 @@ code_enum!(
         /// The request timed out inside the cluster. The outcome is unknown: retry with the
         /// same ids.
         Timeout = 7,
+        /// This node cannot serve now (it is starting, or recovering its data from its
+        /// peers). Nothing was applied: retry on another node, or here later.
+        Unavailable = 8,
     }
 );
 
@@ -292,7 +295,11 @@ impl ErrorCode {
     pub const fn is_retryable(self) -> bool {
         matches!(
             self,
-            ErrorCode::Overloaded | ErrorCode::NotLeader | ErrorCode::Internal | ErrorCode::Timeout
+            ErrorCode::Overloaded
+                | ErrorCode::NotLeader
+                | ErrorCode::Internal
+                | ErrorCode::Timeout
+                | ErrorCode::Unavailable
         )
     }
 }

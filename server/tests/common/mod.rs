@@ -151,3 +151,118 @@ impl Raw {
         }
     }
 }
+
+/// A free TCP port on 127.0.0.1 (bound, then released: the node binds it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A cluster of real `tally start` processes on loopback, as the README starts one: every
+/// node its own client and peer port, the same `--peers` list and secret, its own data
+/// directory. `args` are passed to every node.
+pub struct Cluster {
+    pub dirs: Vec<tempfile::TempDir>,
+    pub addresses: Vec<SocketAddr>,
+    pub peers: String,
+    pub nodes: Vec<Option<Server>>,
+    secret: tempfile::TempDir,
+    args: Vec<String>,
+}
+
+impl Cluster {
+    /// A cluster of `size` nodes, none started yet.
+    pub fn new(size: usize, args: &[&str]) -> Cluster {
+        let addresses: Vec<SocketAddr> = (0..size)
+            .map(|_| format!("127.0.0.1:{}", free_port()).parse().expect("addr"))
+            .collect();
+        let peers = (0..size)
+            .map(|i| format!("{}=127.0.0.1:{}", i + 1, free_port()))
+            .collect::<Vec<_>>()
+            .join(",");
+        let secret = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            secret.path().join("secret"),
+            "a test cluster's shared secret\n",
+        )
+        .expect("secret");
+        Cluster {
+            dirs: (0..size)
+                .map(|_| tempfile::tempdir().expect("tempdir"))
+                .collect(),
+            addresses,
+            peers,
+            nodes: (0..size).map(|_| None).collect(),
+            secret,
+            args: args.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    /// A cluster of `size` nodes, all started.
+    pub fn start(size: usize, args: &[&str]) -> Cluster {
+        let mut cluster = Cluster::new(size, args);
+        for i in 0..size {
+            cluster.restart(i);
+        }
+        cluster
+    }
+
+    /// The command line node `i` is started with (the same every time).
+    pub fn args(&self, i: usize) -> Vec<String> {
+        let mut args = vec![
+            "--node-id".to_string(),
+            (i + 1).to_string(),
+            "--address".to_string(),
+            self.addresses[i].to_string(),
+            "--peers".to_string(),
+            self.peers.clone(),
+            "--cluster-secret-file".to_string(),
+            self.secret.path().join("secret").display().to_string(),
+            "--data".to_string(),
+            self.dirs[i].path().display().to_string(),
+        ];
+        args.extend(self.args.iter().cloned());
+        args
+    }
+
+    /// Starts (or restarts) node `i` with its usual command.
+    pub fn restart(&mut self, i: usize) {
+        let args = self.args(i);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.nodes[i] = Some(Server::start(&args));
+    }
+
+    /// Kills node `i` (SIGKILL).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut node) = self.nodes[i].take() {
+            node.kill();
+        }
+    }
+
+    /// Stops node `i` with SIGSTOP, or resumes it with SIGCONT.
+    pub fn signal(&self, i: usize, signal: &str) {
+        let node = self.nodes[i].as_ref().expect("a running node");
+        let status = Command::new("kill")
+            .args([signal, &node.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {signal}");
+    }
+
+    /// Which node has this client address.
+    pub fn index_of(&self, address: &str) -> Option<usize> {
+        self.addresses.iter().position(|a| a.to_string() == address)
+    }
+
+    /// Every live node's client address.
+    pub fn live(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .zip(&self.addresses)
+            .filter(|(n, _)| n.is_some())
+            .map(|(_, a)| a.to_string())
+            .collect()
+    }
+}
