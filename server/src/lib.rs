@@ -13,6 +13,7 @@ pub mod node;
 pub mod raft_storage;
 pub mod recovery;
 pub mod replica;
+pub mod routing;
 pub mod session;
 pub mod sim;
 pub mod transport;

@@ -34,6 +34,7 @@ use tokio::sync::{mpsc, Semaphore};
 
 use crate::config::NodeConfig;
 use crate::convert::{self, RESULT_CROSS_PARTITION};
+use crate::routing;
 use crate::transport::Directory;
 use crate::worker::{Answer, PartitionError, PartitionHandle, Query};
 
@@ -391,54 +392,6 @@ async fn create_ledgers(
         .collect())
 }
 
-/// Splits events into linked chains (index ranges) by the original batch's rule: a chain
-/// runs from a linked event through the first event without the flag.
-fn chains(linked: &[bool]) -> Vec<(usize, usize)> {
-    let mut chains = Vec::new();
-    let mut start = 0;
-    while start < linked.len() {
-        let mut end = start;
-        while linked[end] && end + 1 < linked.len() {
-            end += 1;
-        }
-        chains.push((start, end));
-        start = end + 1;
-    }
-    chains
-}
-
-/// Assigns each event a partition, or `None` when it (or its chain) spans partitions.
-fn route(partitions: &[Option<u32>], linked: &[bool]) -> Vec<Option<u32>> {
-    let mut routed = partitions.to_vec();
-    for (start, end) in chains(linked) {
-        let first = partitions[start];
-        if partitions[start..=end]
-            .iter()
-            .any(|p| p.is_none() || *p != first)
-        {
-            for slot in &mut routed[start..=end] {
-                *slot = None;
-            }
-        }
-    }
-    routed
-}
-
-/// Groups routed events by partition, keeping their order; returns the groups and, per
-/// partition, the original positions.
-fn group<T: Clone>(events: &[T], routed: &[Option<u32>]) -> BTreeMap<u32, Vec<(usize, T)>> {
-    let mut groups: BTreeMap<u32, Vec<(usize, T)>> = BTreeMap::new();
-    for (i, (event, partition)) in events.iter().zip(routed).enumerate() {
-        if let Some(partition) = partition {
-            groups
-                .entry(*partition)
-                .or_default()
-                .push((i, event.clone()));
-        }
-    }
-    groups
-}
-
 async fn create_accounts(
     node: &Node,
     accounts: Vec<wt::NewAccount>,
@@ -452,9 +405,9 @@ async fn create_accounts(
         .iter()
         .map(|a| a.flags.0 & tally_engine::command::AccountFlags::LINKED != 0)
         .collect();
-    let routed = route(&partitions, &linked);
+    let routed = routing::route(&partitions, &linked);
     let events: Vec<_> = accounts.iter().map(convert::account).collect();
-    let groups = group(&events, &routed);
+    let groups = routing::group(&events, &routed);
     let mut positions = BTreeMap::new();
     let mut commands = Vec::new();
     for (partition, members) in groups {
@@ -485,27 +438,7 @@ async fn create_transfers(
 ) -> Result<Vec<wt::TransferOutcome>, Failure> {
     let count = node.partition_count();
     let events: Vec<_> = transfers.iter().map(convert::transfer).collect();
-    let mut partitions: Vec<Option<u32>> = Vec::with_capacity(events.len());
-    let mut unresolved: Vec<(usize, TransferId)> = Vec::new();
-    for (i, t) in events.iter().enumerate() {
-        let debit = (t.debit_account.0 != 0).then(|| partition_of(t.debit_account.0, count));
-        let credit = (t.credit_account.0 != 0).then(|| partition_of(t.credit_account.0, count));
-        partitions.push(match (debit, credit) {
-            (Some(d), Some(c)) if d != c => None,
-            (Some(d), _) => Some(d),
-            (None, Some(c)) => Some(c),
-            (None, None) if count == 1 => Some(0),
-            (None, None) => {
-                let reference = if t.pending_id.0 != 0 {
-                    t.pending_id
-                } else {
-                    t.refund_of
-                };
-                unresolved.push((i, reference));
-                Some(0)
-            }
-        });
-    }
+    let (mut partitions, unresolved) = routing::transfer_partitions(&events, count);
     if !unresolved.is_empty() {
         // The original lives with its debit account: find it on every partition.
         let ids: Vec<TransferId> = unresolved.iter().map(|(_, id)| *id).collect();
@@ -530,8 +463,8 @@ async fn create_transfers(
         .iter()
         .map(|t| t.flags.has(TransferFlags::LINKED))
         .collect();
-    let routed = route(&partitions, &linked);
-    let groups = group(&events, &routed);
+    let routed = routing::route(&partitions, &linked);
+    let groups = routing::group(&events, &routed);
     let mut positions = BTreeMap::new();
     let mut commands = Vec::new();
     for (partition, members) in groups {
@@ -723,30 +656,4 @@ async fn balance_series(
             })
             .collect(),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn chains_follow_the_linked_rule() {
-        assert_eq!(
-            chains(&[false, true, true, false, false]),
-            vec![(0, 0), (1, 3), (4, 4)]
-        );
-        assert_eq!(chains(&[true, true]), vec![(0, 1)]);
-        assert_eq!(chains(&[]), Vec::<(usize, usize)>::new());
-    }
-
-    #[test]
-    fn a_chain_spanning_partitions_is_rejected_whole() {
-        let routed = route(
-            &[Some(0), Some(0), Some(1), Some(1)],
-            &[false, true, false, false],
-        );
-        assert_eq!(routed, vec![Some(0), None, None, Some(1)]);
-        let routed = route(&[Some(2), None, Some(2)], &[false, false, false]);
-        assert_eq!(routed, vec![Some(2), None, Some(2)]);
-    }
 }
