@@ -9,7 +9,7 @@ use raft::eraftpb::Message;
 use tally_benches::{Distribution, Workload};
 use tally_engine::command::EntryPayload;
 use tally_engine::types::{PartitionId, Timestamp};
-use tally_server::replica::{Replica, ReplicaConfig};
+use tally_server::replica::{Now, Replica, ReplicaConfig};
 
 const BATCH: usize = 8000;
 
@@ -44,7 +44,7 @@ impl Cluster {
     fn propose(&mut self, payload: EntryPayload) {
         let target = self.replicas[0].partition().applied_index().0 + 1;
         self.replicas[0]
-            .propose(payload.command, payload.timestamp)
+            .propose(payload.command, Now::agreed(payload.timestamp))
             .expect("leader");
         while self.replicas[0].partition().applied_index().0 < target {
             self.pump();

@@ -6,6 +6,7 @@
 //! - [`sim`]: a deterministic cluster simulator (one thread, simulated network, disk faults
 //!   and time) that checks Raft's and the ledger's invariants after every step.
 
+pub mod clock;
 pub mod config;
 pub mod convert;
 pub mod identity;

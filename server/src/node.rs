@@ -37,6 +37,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
+use crate::clock::{self, NodeClock};
 use crate::config::NodeConfig;
 use crate::identity::Identity;
 use crate::raft_storage::{self, Damage, MissingState};
@@ -98,6 +99,7 @@ struct PeerDispatch {
     local: Arc<LocalState>,
     prober: Arc<Prober>,
     peers: Peers,
+    clock: Arc<NodeClock>,
 }
 
 impl Dispatch for PeerDispatch {
@@ -113,6 +115,14 @@ impl Dispatch for PeerDispatch {
                     .send_to(from, PeerMessage::ProbeReply(self.local.reply(nonce)));
             }
             PeerMessage::ProbeReply(reply) => self.prober.receive(from, reply),
+            PeerMessage::ClockPing { sent } => self.peers.send_to(
+                from,
+                PeerMessage::ClockPong {
+                    sent,
+                    theirs: clock::wall_nanos(),
+                },
+            ),
+            PeerMessage::ClockPong { sent, theirs } => self.clock.sample(from, sent, theirs),
         }
     }
 }
@@ -164,6 +174,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
     let partitions = Arc::new(handles);
     let directory = Arc::new(Directory::default());
     let prober = Arc::new(Prober::default());
+    let node_clock = Arc::new(NodeClock::new(config.peers.len()));
     let mut tasks = Vec::new();
     let (peers, peer_address) = match &secret {
         Some(secret) if config.is_cluster() => {
@@ -192,12 +203,17 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
                 local: local.clone(),
                 prober: prober.clone(),
                 peers: peers.clone(),
+                clock: node_clock.clone(),
             });
             tasks.push(tokio::spawn(transport::listen(
                 peer_listener,
                 peer_config,
                 directory.clone(),
                 dispatch,
+            )));
+            tasks.push(tokio::spawn(measure_clocks(
+                peers.clone(),
+                node_clock.clone(),
             )));
             (peers, Some(peer_address))
         }
@@ -208,6 +224,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
         leaders: Arc::new((0..config.partitions).map(|_| AtomicU64::new(0)).collect()),
         stop: Arc::new(AtomicBool::new(false)),
         local: local.clone(),
+        clock: node_clock,
     };
     let ready = Arc::new(AtomicBool::new(false));
     let node = Arc::new(Node {
@@ -454,6 +471,32 @@ fn open_replica(config: &NodeConfig, partition: u32, fresh: bool) -> Result<Repl
         };
         format!("partition {partition}: {what} {}: {e}", dir.display())
     })
+}
+
+/// Pings every peer once a second for its clock (`clock.rs`), and says when this node's
+/// clock is far from the cluster's.
+async fn measure_clocks(peers: Peers, clock: Arc<NodeClock>) {
+    const SKEW_WARNING: i128 = 1_000_000_000;
+    let mut warned = false;
+    loop {
+        for id in peers.ids() {
+            peers.send_to(
+                id,
+                PeerMessage::ClockPing {
+                    sent: clock::monotonic_nanos(),
+                },
+            );
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let skew = clock.skew();
+        if skew.abs() > SKEW_WARNING && !warned {
+            tracing::warn!(
+                skew_ms = (skew / 1_000_000) as i64,
+                "this node's clock is far from its peers'; entries are stamped with theirs"
+            );
+        }
+        warned = skew.abs() > SKEW_WARNING;
+    }
 }
 
 /// A directory without an identity must not hold Raft state: it was written by another

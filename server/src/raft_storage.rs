@@ -297,6 +297,12 @@ impl RaftLog {
         &self.log
     }
 
+    /// Installs injected log faults (the simulator only).
+    #[doc(hidden)]
+    pub fn set_log_faults(&mut self, faults: std::sync::Arc<tally_engine::segment::LogFaults>) {
+        self.log.set_faults(faults);
+    }
+
     /// The current hard state.
     pub fn hard_state(&self) -> &HardState {
         &self.hard_state

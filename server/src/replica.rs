@@ -15,10 +15,15 @@
 //! 4. apply committed entries in order, `advance`, and apply what the LightReady commits;
 //! 5. `advance_apply`.
 //!
-//! Time: the leader stamps every proposal with `max(clock, last stamp + 1)`; the state
-//! machine additionally keeps its clock monotonic across leaders, so a new leader whose clock
-//! is behind cannot move time backwards. When the leader has proposed nothing for
-//! `tick_interval` ticks it proposes a `Tick` entry, so holds expire on time while idle.
+//! Time: the leader stamps every proposal with `max(time, last stamp + 1)`, where `time` is
+//! the cluster's clock (`clock.rs`: the median of the voters' clocks) when enough peers' clocks
+//! were heard ([`Now`]). When they were not (just after a restart), a leader never trusts its
+//! own wall clock with a partition that has a history: it advances time only by its
+//! monotonic clock from the last stamp it saw when it became leader (or last stamped with
+//! the cluster's time). The state machine also keeps its clock monotonic across leaders, so a
+//! new leader whose clock is behind cannot move time backwards. When the leader has proposed
+//! nothing for `tick_interval` ticks it proposes a `Tick` entry, so holds expire on time while
+//! idle.
 //!
 //! Reads are linearizable through ReadIndex (raft-rs `ReadOnlyOption::Safe`): the leader
 //! confirms its leadership with a heartbeat round before it serves a read at the commit index
@@ -109,6 +114,9 @@ pub struct ReplicaConfig {
     /// Simulator fault: never persist term and vote.
     #[doc(hidden)]
     pub bug_skip_vote: bool,
+    /// Simulator fault: serve reads on the leader's lease instead of confirming leadership.
+    #[doc(hidden)]
+    pub bug_lease_reads: bool,
 }
 
 impl ReplicaConfig {
@@ -133,6 +141,7 @@ impl ReplicaConfig {
             bug_skip_fsync: false,
             bug_apply_before_commit: false,
             bug_skip_vote: false,
+            bug_lease_reads: false,
         }
     }
 }
@@ -186,6 +195,28 @@ pub enum ProposeError {
     Dropped,
 }
 
+/// The time a driver hands the replica to stamp entries with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Now {
+    /// The cluster's time, when enough voters' clocks were heard to know it (`clock.rs`).
+    pub cluster: Option<Timestamp>,
+    /// This node's wall clock (used alone only for a partition without any history yet).
+    pub wall: Timestamp,
+    /// This node's monotonic clock, in nanoseconds from any origin.
+    pub monotonic: u64,
+}
+
+impl Now {
+    /// A time everyone agrees on (tests, benches, a single node).
+    pub fn agreed(time: Timestamp) -> Now {
+        Now {
+            cluster: Some(time),
+            wall: time,
+            monotonic: 0,
+        }
+    }
+}
+
 /// A committed entry as applied.
 #[derive(Clone, Debug)]
 pub struct Applied {
@@ -231,6 +262,9 @@ pub struct Replica {
     /// it names.
     checkpointing: Option<CheckpointThread>,
     last_stamp: u64,
+    /// While leader: a stamp and the monotonic time it was taken at, from which time may
+    /// advance by the monotonic clock alone while the cluster's clock is unknown.
+    anchor: Option<(u64, u64)>,
     idle_ticks: u64,
     /// The last index known durable (what survives a crash).
     durable_index: u64,
@@ -336,7 +370,11 @@ impl Replica {
             max_inflight_msgs: 256,
             check_quorum: true,
             pre_vote: true,
-            read_only_option: ReadOnlyOption::Safe,
+            read_only_option: if config.bug_lease_reads {
+                ReadOnlyOption::LeaseBased
+            } else {
+                ReadOnlyOption::Safe
+            },
             ..Config::default()
         };
         let node = RawNode::new(&raft_config, raft_log, &discard_logger())?;
@@ -350,10 +388,17 @@ impl Replica {
             config,
             checkpoint_dir,
             checkpointing: None,
+            anchor: None,
             idle_ticks: 0,
             durable_index,
             applied_early: 0,
         })
+    }
+
+    /// Installs injected log faults (the simulator only).
+    #[doc(hidden)]
+    pub fn set_log_faults(&mut self, faults: std::sync::Arc<tally_engine::segment::LogFaults>) {
+        self.node.mut_store().set_log_faults(faults);
     }
 
     /// The state machine.
@@ -413,13 +458,16 @@ impl Replica {
     }
 
     /// Advances Raft's clock by one tick; the leader proposes a `Tick` entry when idle, so
-    /// holds expire on time. `now` is the wall clock (or the simulator's).
-    pub fn tick(&mut self, now: Timestamp) {
+    /// holds expire on time. `now` is the time as the driver knows it.
+    pub fn tick(&mut self, now: Now) {
         if self.is_recovering() {
             // A recovering replica never campaigns: its election clock stands still.
             return;
         }
         self.node.tick();
+        if !self.is_leader() {
+            self.anchor = None;
+        }
         if self.is_leader() {
             self.idle_ticks += 1;
             if self.idle_ticks >= self.config.tick_interval {
@@ -464,17 +512,14 @@ impl Replica {
     /// `max(now, last stamp + 1)`. Returns the entry's index and term: the proposal took
     /// effect if and only if the entry applied at that index has that term (otherwise a new
     /// leader overwrote it, and the client must retry — safely, with the same ids).
-    pub fn propose(
-        &mut self,
-        command: Command,
-        now: Timestamp,
-    ) -> Result<(u64, u64), ProposeError> {
+    pub fn propose(&mut self, command: Command, now: Now) -> Result<(u64, u64), ProposeError> {
         if !self.is_leader() {
+            self.anchor = None;
             return Err(ProposeError::NotLeader {
                 leader: self.leader_id(),
             });
         }
-        let stamp = now.0.max(self.last_stamp + 1);
+        let stamp = self.time(now).max(self.last_stamp + 1);
         let payload = EntryPayload {
             timestamp: Timestamp(stamp),
             command,
@@ -486,6 +531,46 @@ impl Replica {
         self.last_stamp = stamp;
         self.idle_ticks = 0;
         Ok((self.node.raft.raft_log.last_index(), self.node.raft.term))
+    }
+
+    /// What time it is for this leader (see the module documentation).
+    fn time(&mut self, now: Now) -> u64 {
+        if self.anchor.is_none() {
+            // Entries in the log may not be applied yet (just after a restart): the newest
+            // stamp it holds is the time the partition had reached.
+            self.last_stamp = self.last_stamp.max(self.newest_logged_stamp());
+            self.anchor = Some((self.last_stamp, now.monotonic));
+        }
+        let (anchor, at) = self.anchor.expect("set above");
+        match now.cluster {
+            Some(time) => {
+                self.anchor = Some((time.0.max(self.last_stamp), now.monotonic));
+                time.0
+            }
+            None if self.last_stamp == 0 => now.wall.0,
+            None => anchor + now.monotonic.saturating_sub(at),
+        }
+    }
+
+    /// The timestamp of the newest entry in the log that carries one (0 if none of the last
+    /// few does).
+    fn newest_logged_stamp(&self) -> u64 {
+        const SEARCHED_MAX: u64 = 64;
+        let log = self.node.store().log();
+        let last = log.last_index().0;
+        let first = last.saturating_sub(SEARCHED_MAX).max(1);
+        if last == 0 {
+            return 0;
+        }
+        let Ok(entries) = log.read(LogIndex(first), LogIndex(last + 1), u64::MAX) else {
+            return 0;
+        };
+        entries
+            .iter()
+            .rev()
+            .filter(|e| e.kind == tally_engine::segment::EntryKind::Normal)
+            .find_map(|e| EntryPayload::decode(&e.payload).ok())
+            .map_or(0, |payload| payload.timestamp.0)
     }
 
     /// Starts a linearizable read; it comes back from [`Replica::handle_ready`] as a

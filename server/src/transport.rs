@@ -37,8 +37,8 @@
 //! |---|---|---|
 //! | 0 | 4 | length `n` of what follows the checksum (u32 LE), 1..=[`PEER_FRAME_SIZE_MAX`] |
 //! | 4 | 4 | CRC32 of the next `n` bytes |
-//! | 8 | 1 | kind: 0 Raft, 1 probe request, 2 probe reply |
-//! | 9 | n − 1 | Raft: partition (u32 LE) and the raft-rs `Message` (protobuf); probe request: nonce (u64); probe reply: see [`ProbeReply`] |
+//! | 8 | 1 | kind: 0 Raft, 1 probe request, 2 probe reply, 3 clock ping, 4 clock pong |
+//! | 9 | n − 1 | Raft: partition (u32 LE) and the raft-rs `Message` (protobuf); probe request: nonce (u64); probe reply: see [`ProbeReply`]; clock ping: the sender's monotonic time (u64 ns); clock pong: the ping's time, then the answerer's wall time (u64 ns each) |
 //!
 //! A frame's buffer grows as its bytes arrive (a header alone reserves nothing), and a
 //! connection idle for [`PEER_IDLE_TIMEOUT`] is closed. Everything is checked before use: the
@@ -86,6 +86,8 @@ const PROOF_SIZE: usize = 32;
 const KIND_RAFT: u8 = 0;
 const KIND_PROBE_REQUEST: u8 = 1;
 const KIND_PROBE_REPLY: u8 = 2;
+const KIND_CLOCK_PING: u8 = 3;
+const KIND_CLOCK_PONG: u8 = 4;
 
 const STATUS_OK: u16 = 0;
 const STATUS_VERSION: u16 = 1;
@@ -155,6 +157,18 @@ pub enum PeerMessage {
     },
     /// The answer.
     ProbeReply(ProbeReply),
+    /// "What time is it?" (`clock.rs`), with the sender's monotonic time in nanoseconds.
+    ClockPing {
+        /// The sender's monotonic time.
+        sent: u64,
+    },
+    /// The answer: the ping's time, and the answerer's wall time.
+    ClockPong {
+        /// The ping's `sent`.
+        sent: u64,
+        /// The answerer's wall time when it answered.
+        theirs: u64,
+    },
 }
 
 /// Where incoming peer messages go (the node).
@@ -647,6 +661,15 @@ pub fn encode(buffer: &mut Vec<u8>, message: &PeerMessage) {
             buffer.push(KIND_PROBE_REQUEST);
             buffer.extend_from_slice(&nonce.to_le_bytes());
         }
+        PeerMessage::ClockPing { sent } => {
+            buffer.push(KIND_CLOCK_PING);
+            buffer.extend_from_slice(&sent.to_le_bytes());
+        }
+        PeerMessage::ClockPong { sent, theirs } => {
+            buffer.push(KIND_CLOCK_PONG);
+            buffer.extend_from_slice(&sent.to_le_bytes());
+            buffer.extend_from_slice(&theirs.to_le_bytes());
+        }
         PeerMessage::ProbeReply(reply) => {
             buffer.push(KIND_PROBE_REPLY);
             buffer.extend_from_slice(&reply.nonce.to_le_bytes());
@@ -699,6 +722,13 @@ pub fn decode(body: &[u8], partitions: u32) -> Result<PeerMessage, String> {
                 nonce: u64_at(rest, 0)?,
             })
         }
+        KIND_CLOCK_PING if rest.len() == 8 => Ok(PeerMessage::ClockPing {
+            sent: u64_at(rest, 0)?,
+        }),
+        KIND_CLOCK_PONG if rest.len() == 16 => Ok(PeerMessage::ClockPong {
+            sent: u64_at(rest, 0)?,
+            theirs: u64_at(rest, 8)?,
+        }),
         KIND_PROBE_REPLY => {
             let nonce = u64_at(rest, 0)?;
             let formed = match rest.get(8) {
@@ -956,6 +986,11 @@ mod tests {
         for message in [
             PeerMessage::ProbeRequest { nonce: 99 },
             PeerMessage::ProbeReply(reply.clone()),
+            PeerMessage::ClockPing { sent: 12 },
+            PeerMessage::ClockPong {
+                sent: 12,
+                theirs: 13,
+            },
         ] {
             let mut buffer = Vec::new();
             encode(&mut buffer, &message);

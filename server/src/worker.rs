@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use raft::eraftpb::Message;
 use tally_engine::command::Command;
@@ -38,6 +38,7 @@ use tally_engine::partition::{Account, Partition, TransferRecord};
 use tally_engine::types::{AccountId, Timestamp, TransferId};
 use tokio::sync::oneshot;
 
+use crate::clock::NodeClock;
 use crate::recovery::LocalState;
 use crate::replica::{Applied, ProposeError, ReadReady, Replica, ReplicaError};
 use crate::transport::ReplicaState;
@@ -213,6 +214,8 @@ pub struct Shared {
     pub stop: Arc<AtomicBool>,
     /// What this node answers to probes (each worker keeps its partition's part current).
     pub local: Arc<LocalState>,
+    /// The cluster's time, which the leader stamps entries with (`clock.rs`).
+    pub clock: Arc<NodeClock>,
 }
 
 /// Sends Raft messages to peers (the transport); must not block.
@@ -334,14 +337,6 @@ fn step(replica: &mut Replica, partition: u32, message: Message) -> Result<(), R
     }
 }
 
-fn wall_clock() -> Timestamp {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    Timestamp(u64::try_from(nanos).unwrap_or(u64::MAX))
-}
-
 /// A read waiting for ReadIndex: the query, when it arrived, where the answer goes.
 type PendingRead = (
     Query,
@@ -419,7 +414,7 @@ pub fn run(
             handled += 1;
             match current {
                 Input::Propose { command, reply } => {
-                    match replica.propose(command, wall_clock()) {
+                    match replica.propose(command, shared.clock.now()) {
                         Ok((index, term)) => {
                             // An index proposed again after a leader change replaces the
                             // old waiter, which can no longer succeed.
@@ -465,7 +460,7 @@ pub fn run(
             }
         }
         if Instant::now() >= next_tick {
-            replica.tick(wall_clock());
+            replica.tick(shared.clock.now());
             ticks += 1;
             let leader = if replica.is_leader() {
                 replica.node_id()

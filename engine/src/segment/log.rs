@@ -4,6 +4,8 @@
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use memmap2::{Mmap, MmapOptions};
 
@@ -293,6 +295,8 @@ struct Segment {
     map: Option<Mmap>,
     /// Written since the last fdatasync.
     dirty: bool,
+    /// Bytes in use at the last fdatasync: what a crash cannot lose.
+    synced_size: u64,
     /// The newest durability slot written (or found), if any.
     slot: Option<DurabilitySlot>,
     /// Which of the two slot positions the next slot write goes to.
@@ -363,26 +367,38 @@ pub struct Log {
     /// Encoding buffer reused across appends; bounded by one segment plus one record.
     buffer: Vec<u8>,
     stats: LogStats,
-    /// Injected IO failures for the poisoning tests.
-    #[cfg(test)]
-    faults: Faults,
+    /// Injected faults and bugs (tests and the simulator only), see [`LogFaults`].
+    faults: Option<Arc<LogFaults>>,
 }
 
-/// Failures the unit tests inject into the next write or fsync.
-#[cfg(test)]
+/// Faults a test or the cluster simulator injects into a log, and bugs it plants in it to
+/// prove that the simulator notices them. Each `fail_*` and `crash_*` switch fires once, at
+/// the next operation of its kind. Never set outside tests.
+#[doc(hidden)]
 #[derive(Debug, Default)]
-struct Faults {
-    write: bool,
-    sync: bool,
+pub struct LogFaults {
+    /// The next record write fails with EIO (the log is poisoned, as after a real one).
+    pub fail_next_write: AtomicBool,
+    /// The next fsync fails with EIO, and — as Linux may after a failed fsync — the pages it
+    /// was to write are dropped: the file's unsynced bytes read back as zeros.
+    pub fail_next_sync: AtomicBool,
+    /// The process "crashes" at the next fsync, before it happens: the sync returns an error
+    /// and nothing is synced (the caller must stop, as a crashed process would).
+    pub crash_before_next_sync: AtomicBool,
+    /// Bug: record the durable prefix in the slot *before* the fsync that makes it so.
+    pub bug_slot_before_sync: AtomicBool,
+    /// Bug: after a failed fsync, carry on as if it had worked (an fsync retried).
+    pub bug_retry_failed_sync: AtomicBool,
 }
 
-/// Returns an injected error if `armed` (tests only), disarming it.
-#[cfg(test)]
-fn maybe_fault(armed: &mut bool, op: IoOp, path: &Path) -> Result<(), LogError> {
-    if std::mem::take(armed) {
-        return Err(io_error(op, path)(std::io::Error::other("injected fault")));
+impl LogFaults {
+    fn take(switch: &AtomicBool) -> bool {
+        switch.swap(false, Ordering::Relaxed)
     }
-    Ok(())
+}
+
+fn injected(op: IoOp, path: &Path, what: &str) -> LogError {
+    io_error(op, path)(std::io::Error::other(format!("injected fault: {what}")))
 }
 
 impl Log {
@@ -423,8 +439,7 @@ impl Log {
             poisoned: false,
             buffer: Vec::new(),
             stats: LogStats::default(),
-            #[cfg(test)]
-            faults: Faults::default(),
+            faults: None,
         };
         let mut report = RecoveryReport::default();
         for (position, &id) in ids.iter().enumerate() {
@@ -725,6 +740,7 @@ impl Log {
             size,
             map,
             dirty: false,
+            synced_size: size,
             slot,
             slot_next,
         });
@@ -892,8 +908,11 @@ impl Log {
             buffer.len() as u64,
             "buffer size mismatch"
         );
-        #[cfg(test)]
-        maybe_fault(&mut self.faults.write, IoOp::Write, &active.path)?;
+        if let Some(faults) = &self.faults {
+            if LogFaults::take(&faults.fail_next_write) {
+                return Err(injected(IoOp::Write, &active.path, "write EIO"));
+            }
+        }
         let written = active.file.write_all_at(buffer, active.size);
         if buffer.capacity() > WRITE_BUFFER_RETAINED_SIZE_MAX {
             *buffer = Vec::new();
@@ -980,6 +999,7 @@ impl Log {
             size: SEGMENT_RECORDS_OFFSET as u64,
             map: None,
             dirty: false,
+            synced_size: SEGMENT_RECORDS_OFFSET as u64,
             slot: Some(first_slot),
             slot_next: 1,
         });
@@ -992,6 +1012,15 @@ impl Log {
     /// the durable prefix by at most one group commit).
     pub fn sync(&mut self) -> Result<(), LogError> {
         self.check_poisoned()?;
+        if self
+            .faults
+            .as_ref()
+            .is_some_and(|f| f.bug_slot_before_sync.load(Ordering::Relaxed))
+        {
+            self.synced = self.last_index();
+            let result = self.record_durable();
+            self.poison_on_error(result)?;
+        }
         let result = self.sync_dirty();
         self.poison_on_error(result)?;
         self.synced = self.last_index();
@@ -1035,16 +1064,37 @@ impl Log {
 
     fn sync_dirty(&mut self) -> Result<(), LogError> {
         for segment in self.segments.iter_mut().filter(|s| s.dirty) {
-            #[cfg(test)]
-            maybe_fault(&mut self.faults.sync, IoOp::Sync, &segment.path)?;
+            if let Some(faults) = &self.faults {
+                if LogFaults::take(&faults.crash_before_next_sync) {
+                    return Err(injected(IoOp::Sync, &segment.path, "crash before fsync"));
+                }
+                if LogFaults::take(&faults.fail_next_sync) {
+                    // The kernel dropped the pages it could not write.
+                    let lost = segment.size.saturating_sub(segment.synced_size);
+                    segment
+                        .file
+                        .write_all_at(&vec![0u8; to_usize(lost)], segment.synced_size)
+                        .map_err(io_error(IoOp::Write, &segment.path))?;
+                    if !faults.bug_retry_failed_sync.load(Ordering::Relaxed) {
+                        return Err(injected(IoOp::Sync, &segment.path, "fsync EIO"));
+                    }
+                }
+            }
             segment
                 .file
                 .sync_data()
                 .map_err(io_error(IoOp::Sync, &segment.path))?;
             self.stats.fsyncs += 1;
             segment.dirty = false;
+            segment.synced_size = segment.size;
         }
         Ok(())
+    }
+
+    /// Installs injected faults (tests and the simulator only; see [`LogFaults`]).
+    #[doc(hidden)]
+    pub fn set_faults(&mut self, faults: Arc<LogFaults>) {
+        self.faults = Some(faults);
     }
 
     /// Entries in `[from, to)`, stopping before the entry that would take the payload total
@@ -1245,6 +1295,7 @@ impl Log {
             active.offsets.truncate(slot);
             active.terms.truncate(slot);
             active.size = cut;
+            active.synced_size = active.synced_size.min(cut);
             active.dirty = true;
         }
         self.sync_dirty()?;
@@ -1370,7 +1421,9 @@ mod tests {
         let config = LogConfig::new(PartitionId(1));
         let (mut log, _) = Log::open(dir.path(), config).expect("open");
         log.append(&entries(1, 5)).expect("append");
-        log.faults.sync = true;
+        let faults = Arc::new(LogFaults::default());
+        faults.fail_next_sync.store(true, Ordering::Relaxed);
+        log.set_faults(faults);
         let fsyncs = log.stats().fsyncs;
         let result = log.sync();
         assert!(
@@ -1385,10 +1438,12 @@ mod tests {
         assert_poisoned(&mut log);
         assert_eq!(log.stats().fsyncs, fsyncs, "poisoned log retried fsync");
         drop(log);
-        // Reopening recovers whatever reached the file.
+        // The pages the failed fsync dropped read back as zeros: reopening cuts them as an
+        // unsynced tail and keeps what was durable before (nothing, here).
         let (log, report) = Log::open(dir.path(), config).expect("reopen");
-        assert_eq!(report.entries, 5);
-        assert_eq!(log.synced_index(), LogIndex(5));
+        assert_eq!(report.entries, 0);
+        assert!(report.truncated_at.is_some());
+        assert_eq!(log.synced_index(), LogIndex(0));
     }
 
     #[test]
@@ -1397,7 +1452,9 @@ mod tests {
         let config = LogConfig::new(PartitionId(1));
         let (mut log, _) = Log::open(dir.path(), config).expect("open");
         log.append(&entries(1, 3)).expect("append");
-        log.faults.write = true;
+        let faults = Arc::new(LogFaults::default());
+        faults.fail_next_write.store(true, Ordering::Relaxed);
+        log.set_faults(faults);
         let result = log.append(&entries(4, 3));
         assert!(
             matches!(

@@ -85,6 +85,6 @@ pub use codec::{
 };
 pub use error::{CorruptReason, IoOp, LogError};
 pub use log::{
-    segment_file_name, Log, LogConfig, LogStats, RecoveryReport, Repair, SEGMENT_SIZE_MAX_DEFAULT,
-    SEGMENT_SIZE_MAX_LIMIT, SEGMENT_SIZE_MAX_MIN,
+    segment_file_name, Log, LogConfig, LogFaults, LogStats, RecoveryReport, Repair,
+    SEGMENT_SIZE_MAX_DEFAULT, SEGMENT_SIZE_MAX_LIMIT, SEGMENT_SIZE_MAX_MIN,
 };

@@ -1,51 +1,72 @@
-//! A deterministic cluster simulator: 3 or 5 replicas of one partition on one thread, over a
-//! simulated network, with simulated crashes, torn writes and time, checking Raft's and the
-//! ledger's invariants after every step.
+//! A deterministic cluster simulator: 3 or 5 nodes, each with one replica of every partition,
+//! on one thread, over a simulated network, with simulated crashes, disk faults, clocks and
+//! time, checking Raft's and the ledger's invariants after every step.
 //!
 //! Everything random comes from one seed (ChaCha8). raft-rs draws election timeouts from its
-//! own RNG, so each node's timeout range is pinned to one value (`[t, t + 1)`) drawn from the
-//! seed. Replicas use real files in a temporary directory; what a crash loses is decided by
-//! the simulator: on crash, each log is cut back to the last index the replica had made
-//! durable with an fsync, plus a random number of bytes of the next record (a torn write).
-//! The Raft state file is written with fsync and rename, so it survives unless the lost-vote
-//! fault is injected.
+//! own RNG, so each replica's timeout range is pinned to one value (`[t, t + 1)`) drawn from
+//! the seed. Replicas use real files in a temporary directory; what a fault does to them is
+//! decided by the simulator (`disk.rs`):
+//! - a *crash* loses what was not synced: each log keeps the records its replica made durable;
+//!   the records after them (an unsynced group commit, when the crash struck between a write
+//!   and its fsync) are kept, zeroed, torn or garbled one by one — a torn *and reordered*
+//!   tail — and the newest durability slot may be lost;
+//! - a *wipe* removes a node's directory; it comes back the documented way (its peers tell it
+//!   its term floor, `recovery.rs`; it recovers) once enough of them are reachable;
+//! - *fsync and write EIO*: the next fsync or write of one log fails (a failed fsync drops
+//!   the unsynced pages), the replica stops, and the node restarts like after a crash;
+//! - *clock skew*: a node's clock (the leader's, usually) jumps an hour ahead or behind.
 //!
 //! Each step is one of: deliver an in-flight message (chosen at random among those due, so
 //! messages are reordered; the network also drops, delays and duplicates them), tick the
-//! clock, let a client send or retry a request, or inject a fault (crash, restart, pause,
-//! resume, partition, heal). After every step the simulator checks:
-//! - at most one leader per term, ever;
-//! - log matching: every replica applies the same bytes at the same index;
+//! clock, let a client send or retry a write or a read, or inject a fault (crash, wipe, pause,
+//! partition, heal, a crash inside a group commit, EIO, clock skew). Clients route their
+//! batches over the partitions by the session's rules (`routing.rs`). After every step the
+//! simulator checks (`checks.rs`):
+//! - at most one leader per partition and term, ever;
+//! - log matching: every replica of a partition applies the same bytes at the same index;
 //! - equal state digests at equal applied index;
-//! - the ledger's own invariants (`Partition::check_invariants`: money conserved per ledger,
-//!   flags respected, holds and refunds consistent) on every replica;
-//! - a retry never gets an outcome different from the first answer.
+//! - the ledger's own invariants (`Partition::check_invariants`) on every replica;
+//! - a retry never gets an outcome different from the first answer;
+//! - reads are linearizable: a read answers from a state at least as new as every state any
+//!   replica had applied when it was invoked, and that state is one the partition went through;
+//! - partition time never runs ahead of true time by more than [`TIME_AHEAD_MAX`], whatever a
+//!   leader's clock says.
 //!
-//! Then the liveness phase heals everything (restarts crashed nodes, resumes paused ones,
-//! stops faults) and requires, within a bound of ticks, every client request acknowledged and
-//! every replica at the same applied index with the same digest; finally every acknowledged
-//! transfer must be recorded, with the acknowledged outcome, on every replica.
+//! Then the liveness phase heals everything (restarts crashed and wiped nodes, resumes paused
+//! ones, sets clocks right, stops faults) and requires, within a bound of ticks, every client
+//! request acknowledged and every replica at the same applied index with the same digest, none
+//! recovering; finally every node is restarted once more, and every acknowledged transfer must
+//! be recorded, with the acknowledged outcome, on every replica.
 //!
 //! A failure returns a message that starts with `SIM_SEED=<seed>`; running with that seed
-//! replays the same run exactly.
+//! replays the same run exactly. [`Bugs`] plants the classic mistakes (and the ones each fault
+//! exists to catch) so that the tests can prove the simulator notices them.
+
+mod checks;
+mod clients;
+mod disk;
+mod faults;
+mod scenario;
+
+pub use scenario::Scenario;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use raft::eraftpb::Message;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rust_decimal::Decimal;
-use tally_engine::command::{
-    AccountFlags, Command, NewAccount, NewLedger, NewTransfer, TransferFlags,
-};
-use tally_engine::outcome::{Outcome, TransferOutcome, TransferResult};
-use tally_engine::segment::{check_record, RECORD_HEADER_SIZE, SEGMENT_RECORDS_OFFSET};
+use tally_engine::command::{AccountFlags, Command, NewAccount, NewLedger};
+use tally_engine::segment::LogFaults;
 use tally_engine::types::{AccountId, LedgerId, PartitionId, Timestamp, TransferId};
 
-use crate::replica::{Applied, ProposeError, ReadReady, Replica, ReplicaConfig};
+use crate::clock::ClusterClock;
+use crate::raft_storage::{Damage, MissingState};
+use crate::replica::{Now, ReadReady, Replica, ReplicaConfig};
+
+use clients::{Client, Reply};
 
 /// Faults that break a correct replica, to prove the simulator notices.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -56,6 +77,17 @@ pub struct Bugs {
     pub apply_before_commit: bool,
     /// Never persist term and vote (a restarted node may vote twice in a term).
     pub skip_vote: bool,
+    /// A wiped node comes back as a new voter, as if the cluster were new (before recovery
+    /// existed, this was what happened).
+    pub wipe_rejoins_as_voter: bool,
+    /// The log records its durable prefix before the fsync that makes it durable.
+    pub slot_before_sync: bool,
+    /// After a failed fsync the log carries on as if it had worked.
+    pub retry_failed_sync: bool,
+    /// The leader stamps entries with its own clock, not the cluster's.
+    pub trust_own_clock: bool,
+    /// Reads are served on the leader's lease, without confirming leadership.
+    pub lease_reads: bool,
 }
 
 /// One simulation's parameters.
@@ -63,8 +95,10 @@ pub struct Bugs {
 pub struct SimConfig {
     /// The seed of everything random.
     pub seed: u64,
-    /// Replicas: 3 or 5.
+    /// Nodes: 3 or 5.
     pub nodes: usize,
+    /// Partitions (Raft groups, each with a replica on every node): 1 to 3.
+    pub partitions: u32,
     /// Steps of the safety phase.
     pub steps: usize,
     /// Ticks the liveness phase may take to converge.
@@ -76,13 +110,14 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// A run of `steps` steps on `nodes` replicas with seed `seed`.
+    /// A run of `steps` steps on `nodes` nodes with seed `seed`, one partition.
     pub fn new(seed: u64, nodes: usize, steps: usize) -> SimConfig {
         SimConfig {
             seed,
             nodes,
+            partitions: 1,
             steps,
-            liveness_ticks: 600,
+            liveness_ticks: 1500,
             clients: 5,
             bugs: Bugs::default(),
         }
@@ -96,64 +131,108 @@ pub struct SimReport {
     pub ticks: u64,
     /// Transfers acknowledged to clients.
     pub acknowledged: usize,
-    /// Entries committed.
+    /// Reads answered and checked.
+    pub reads: u64,
+    /// Entries committed (highest index applied, summed over partitions).
     pub committed: u64,
-    /// Node crashes injected.
+    /// Node crashes injected (of any kind).
     pub crashes: u64,
-    /// Distinct terms that had a leader.
+    /// Crashes inside a group commit (torn, reordered unsynced tails).
+    pub torn_crashes: u64,
+    /// Directories wiped.
+    pub wipes: u64,
+    /// Logs damaged in what was durable (repaired from peers).
+    pub damaged: u64,
+    /// fsync or write errors injected.
+    pub storage_errors: u64,
+    /// Clock skews injected.
+    pub skews: u64,
+    /// Distinct (partition, term) pairs that had a leader.
     pub leader_terms: usize,
     /// Messages dropped by the network.
     pub dropped: u64,
-    /// Transfer records on disk (spilled to transfer runs) at the end, summed over nodes.
+    /// Transfer records on disk (spilled to transfer runs) at the end, summed over replicas.
     pub transfers_on_disk: u64,
 }
 
-const ACCOUNTS: u128 = 8;
+/// Accounts per partition the clients use.
+const ACCOUNTS_PER_PARTITION: usize = 4;
 const LEDGER: LedgerId = LedgerId(1);
 const NANOS_PER_TICK: u64 = 10_000_000;
-const CLIENT_TIMEOUT_TICKS: u64 = 25;
+const BASE_TIME: u64 = 1_700_000_000_000_000_000;
+/// How far ahead of true time partition time may run: the clock's measurement error (half a
+/// round trip of a few ticks) and a margin.
+pub const TIME_AHEAD_MAX: u64 = 1_000_000_000;
+/// An hour, the size of a clock skew.
+const HOUR: i64 = 3_600_000_000_000;
+/// Ticks between two rounds of clock pings.
+const CLOCK_PING_TICKS: u64 = 25;
+
+/// What travels on the simulated network.
+#[derive(Clone, Debug)]
+enum Payload {
+    Raft(u32, Message),
+    ClockPing(u64),
+    ClockPong(u64, u64),
+}
 
 struct InFlight {
     deliver_at: u64,
-    message: Message,
+    from: u64,
+    to: u64,
+    payload: Payload,
 }
 
-struct Reply {
-    deliver_at: u64,
+/// A read waiting at a node for ReadIndex and then for apply.
+struct PendingRead {
     client: usize,
-    kind: ReplyKind,
-}
-
-enum ReplyKind {
-    Outcome(TransferId, TransferOutcome),
-    Redirect(u64),
+    partition: u32,
+    /// The highest index any replica of the partition had applied when it was invoked.
+    lower_bound: u64,
+    /// The index ReadIndex confirmed, once it did.
+    index: Option<u64>,
 }
 
 struct SimNode {
     id: u64,
     dir: PathBuf,
-    config: ReplicaConfig,
-    replica: Option<Replica>,
+    configs: Vec<ReplicaConfig>,
+    /// One per partition: all present (the node runs) or all absent (it is down).
+    replicas: Vec<Option<Replica>>,
+    /// The faults installed in each replica's log.
+    faults: Vec<Arc<LogFaults>>,
+    /// A storage fault is armed: an error from a replica is that fault, not a bug.
+    armed: bool,
     paused: bool,
+    /// The directory was wiped: it comes back through the replacement procedure.
+    wiped: bool,
+    /// The simulator damaged durable data of its log: it comes back repairing it from its
+    /// peers. (Without this, a restart refuses damage: nothing else may cause it.)
+    damaged: bool,
     /// When a crashed node restarts, or a paused one resumes.
     back_at: u64,
+    /// The node's clock minus true time, in nanoseconds.
+    skew: i64,
+    /// When the skew ends.
+    skew_until: u64,
+    clock: ClusterClock,
     /// Transfers proposed through this node, and the client waiting for each.
-    waiting: BTreeMap<TransferId, usize>,
+    waiting: BTreeMap<(u32, TransferId), usize>,
+    /// Reads waiting here, by context id.
+    reads: BTreeMap<u64, PendingRead>,
 }
 
-struct Request {
-    transfers: Vec<NewTransfer>,
-    sent_at: u64,
+impl SimNode {
+    fn is_up(&self) -> bool {
+        self.replicas.iter().all(Option::is_some)
+    }
+
+    fn partition_dir(&self, partition: u32) -> PathBuf {
+        self.dir.join(format!("partition-{partition:04}"))
+    }
 }
 
-struct Client {
-    target: u64,
-    request: Option<Request>,
-    next_id: u128,
-    /// First outcome acknowledged for each transfer.
-    acked: BTreeMap<TransferId, TransferOutcome>,
-}
-
+/// The simulator's state. See the module documentation.
 struct Sim {
     config: SimConfig,
     rng: ChaCha8Rng,
@@ -161,16 +240,20 @@ struct Sim {
     network: Vec<InFlight>,
     replies: Vec<Reply>,
     clients: Vec<Client>,
-    /// Links cut by a partition, as (from, to).
+    /// Accounts of each partition.
+    accounts: Vec<Vec<AccountId>>,
+    /// Links cut by a network partition, as (from, to).
     cut: BTreeSet<(u64, u64)>,
-    /// When the current partition heals.
+    /// When the current network partition heals.
     heal_at: u64,
     now: u64,
-    leaders: BTreeMap<u64, u64>,
-    /// index -> (term, bytes) of every entry applied anywhere.
-    applied_entries: BTreeMap<u64, (u64, bytes::Bytes)>,
-    /// index -> digest after applying it.
-    digests: BTreeMap<u64, u128>,
+    next_read_id: u64,
+    /// (partition, term) -> leader.
+    leaders: BTreeMap<(u32, u64), u64>,
+    /// Per partition: index -> (term, bytes) of every entry applied anywhere.
+    applied_entries: Vec<BTreeMap<u64, (u64, bytes::Bytes)>>,
+    /// Per partition: index -> digest after applying it.
+    digests: Vec<BTreeMap<u64, u128>>,
     report: SimReport,
     drop_rate: f64,
     duplicate_rate: f64,
@@ -186,86 +269,118 @@ pub fn run(config: &SimConfig) -> Result<SimReport, String> {
         let mut sim = Sim::new(config.clone(), dir.path())?;
         sim.run()
     }));
+    label(config, result)
+}
+
+fn label<T>(
+    config: &SimConfig,
+    result: std::thread::Result<Result<T, String>>,
+) -> Result<T, String> {
+    let seed = config.seed;
+    let where_ = format!("nodes={} partitions={}", config.nodes, config.partitions);
     match result {
-        Ok(Ok(report)) => Ok(report),
-        Ok(Err(message)) => Err(format!("SIM_SEED={seed} nodes={}: {message}", config.nodes)),
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(message)) => Err(format!("SIM_SEED={seed} {where_}: {message}")),
         Err(panic) => {
             let message = panic
                 .downcast_ref::<String>()
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "panic".into());
-            Err(format!(
-                "SIM_SEED={seed} nodes={}: panic: {message}",
-                config.nodes
-            ))
+            Err(format!("SIM_SEED={seed} {where_}: panic: {message}"))
         }
     }
 }
 
 impl Sim {
     fn new(config: SimConfig, root: &Path) -> Result<Sim, String> {
+        assert!((1..=3).contains(&config.partitions), "1 to 3 partitions");
         let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
         let voters: Vec<u64> = (1..=config.nodes as u64).collect();
         // A stream of its own, so that adding knobs does not change what a seed replays.
         let mut bounds = ChaCha8Rng::seed_from_u64(config.seed ^ 0x7472_616e_7366_6572);
         let mut nodes = Vec::new();
         for &id in &voters {
-            let mut replica_config = ReplicaConfig::new(id, PartitionId(0), voters.clone());
-            replica_config.election_tick = rng.gen_range(10..30);
-            replica_config.heartbeat_tick = 2;
-            replica_config.tick_interval = 20;
-            replica_config.segment_size_max = 16 * 1024;
-            replica_config.checkpoint_interval_entries = rng.gen_range(15..60);
-            // Each node its own bound (or none): spilled records and refunds of them must
-            // answer and digest the same on every replica, across crashes and restarts.
-            replica_config.transfers_memory_max = match bounds.gen_range(0..4) {
-                0 => 0,
-                _ => bounds.gen_range(4..48),
-            };
-            replica_config.bug_skip_fsync = config.bugs.skip_fsync;
-            replica_config.bug_apply_before_commit = config.bugs.apply_before_commit;
-            replica_config.bug_skip_vote = config.bugs.skip_vote;
+            let mut configs = Vec::new();
+            for partition in 0..config.partitions {
+                let mut c = ReplicaConfig::new(id, PartitionId(partition), voters.clone());
+                c.election_tick = rng.gen_range(10..30);
+                c.heartbeat_tick = 2;
+                c.tick_interval = 20;
+                c.segment_size_max = 16 * 1024;
+                c.checkpoint_interval_entries = rng.gen_range(15..60);
+                // Each replica its own bound (or none): spilled records and refunds of them must
+                // answer and digest the same on every replica, across crashes and restarts.
+                c.transfers_memory_max = match bounds.gen_range(0..4) {
+                    0 => 0,
+                    _ => bounds.gen_range(4..48),
+                };
+                c.bug_skip_fsync = config.bugs.skip_fsync;
+                c.bug_apply_before_commit = config.bugs.apply_before_commit;
+                c.bug_skip_vote = config.bugs.skip_vote;
+                c.bug_lease_reads = config.bugs.lease_reads;
+                configs.push(c);
+            }
             let dir = root.join(format!("node-{id}"));
-            let replica = Replica::open(&dir, replica_config.clone())
-                .map_err(|e| format!("open node {id}: {e}"))?;
-            nodes.push(SimNode {
+            let mut node = SimNode {
                 id,
                 dir,
-                config: replica_config,
-                replica: Some(replica),
+                configs,
+                replicas: (0..config.partitions).map(|_| None).collect(),
+                faults: Vec::new(),
+                armed: false,
                 paused: false,
+                wiped: false,
+                damaged: false,
                 back_at: 0,
+                skew: 0,
+                skew_until: 0,
+                clock: ClusterClock::new(),
                 waiting: BTreeMap::new(),
-            });
+                reads: BTreeMap::new(),
+            };
+            faults::open_node(
+                &mut node,
+                &config.bugs,
+                MissingState::Create,
+                Damage::Refuse,
+            )?;
+            nodes.push(node);
+        }
+        // Accounts by partition, the same for every seed of a layout.
+        let mut accounts = vec![Vec::new(); config.partitions as usize];
+        let mut id = 1u128;
+        while accounts.iter().any(|a| a.len() < ACCOUNTS_PER_PARTITION) {
+            let p = tally_client::wire::partition_of(id, config.partitions) as usize;
+            if accounts[p].len() < ACCOUNTS_PER_PARTITION {
+                accounts[p].push(AccountId(id));
+            }
+            id += 1;
         }
         let clients = (0..config.clients)
-            .map(|c| Client {
-                target: 1 + c as u64 % config.nodes as u64,
-                request: None,
-                next_id: (c as u128 + 1) << 64,
-                acked: BTreeMap::new(),
-            })
+            .map(|c| Client::new(c, config.nodes, config.partitions))
             .collect();
         let drop_rate = rng.gen_range(0.0..0.15);
         let duplicate_rate = rng.gen_range(0.0..0.05);
         Ok(Sim {
-            config,
             rng,
             nodes,
             network: Vec::new(),
             replies: Vec::new(),
             clients,
+            accounts,
             cut: BTreeSet::new(),
             heal_at: 0,
             now: 0,
+            next_read_id: 0,
             leaders: BTreeMap::new(),
-            applied_entries: BTreeMap::new(),
-            digests: BTreeMap::new(),
+            applied_entries: vec![BTreeMap::new(); config.partitions as usize],
+            digests: vec![BTreeMap::new(); config.partitions as usize],
             report: SimReport::default(),
             drop_rate,
             duplicate_rate,
-            faults: true,
+            faults: std::env::var("SIM_NOFAULTS").is_err(),
+            config,
         })
     }
 
@@ -275,83 +390,138 @@ impl Sim {
             self.step()?;
         }
         self.liveness()?;
+        Ok(self.finish())
+    }
+
+    fn finish(&mut self) -> SimReport {
         self.report.leader_terms = self.leaders.len();
         self.report.transfers_on_disk = self
             .nodes
             .iter()
-            .filter_map(|node| node.replica.as_ref()?.partition().transfer_runs())
+            .flat_map(|node| node.replicas.iter().flatten())
+            .filter_map(|replica| replica.partition().transfer_runs())
             .map(|runs| runs.record_count())
             .sum();
-        Ok(self.report.clone())
+        self.report.committed = self
+            .applied_entries
+            .iter()
+            .map(|entries| entries.keys().next_back().copied().unwrap_or(0))
+            .sum();
+        self.report.clone()
     }
 
-    fn timestamp(&self) -> Timestamp {
-        Timestamp(1_700_000_000_000_000_000 + self.now * NANOS_PER_TICK)
+    /// True time now, in nanoseconds.
+    fn true_time(&self) -> u64 {
+        BASE_TIME + self.now * NANOS_PER_TICK
     }
 
-    /// Elects a leader and creates the ledger and accounts, without faults.
+    /// Node `i`'s wall clock.
+    fn wall(&self, i: usize) -> u64 {
+        (self.true_time() as i64 + self.nodes[i].skew) as u64
+    }
+
+    /// The time node `i`'s replicas take: the cluster's, or its own with the bug.
+    fn stamp(&self, i: usize) -> Now {
+        let wall = self.wall(i);
+        let monotonic = self.now * NANOS_PER_TICK;
+        let cluster = if self.config.bugs.trust_own_clock {
+            Some(wall)
+        } else {
+            self.nodes[i]
+                .clock
+                .agreed(wall, monotonic, self.nodes.len())
+        };
+        Now {
+            cluster: cluster.map(Timestamp),
+            wall: Timestamp(wall),
+            monotonic,
+        }
+    }
+
+    /// Elects leaders and creates the ledger and accounts, without faults.
     fn setup(&mut self) -> Result<(), String> {
-        let setup = [
-            Command::CreateLedgers(vec![NewLedger {
-                id: LEDGER,
-                scale: 2,
-                code: 1,
-            }]),
-            Command::CreateAccounts(
-                (1..=ACCOUNTS)
-                    .map(|id| NewAccount {
-                        id: AccountId(id),
-                        ledger: LEDGER,
-                        code: 1,
-                        // Account 1 is the issuer; the others may not overdraw.
-                        flags: AccountFlags(if id == 1 {
-                            0
-                        } else {
-                            AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS
-                        }),
-                        limit: None,
-                        user_data_128: 0,
-                        user_data_64: 0,
-                        user_data_32: 0,
-                    })
-                    .collect(),
-            ),
-        ];
+        let mut setup: Vec<Vec<Command>> = Vec::new();
+        for partition in 0..self.config.partitions as usize {
+            setup.push(vec![
+                Command::CreateLedgers(vec![NewLedger {
+                    id: LEDGER,
+                    scale: 2,
+                    code: 1,
+                }]),
+                Command::CreateAccounts(
+                    self.accounts[partition]
+                        .iter()
+                        .enumerate()
+                        .map(|(k, &id)| NewAccount {
+                            id,
+                            ledger: LEDGER,
+                            code: 1,
+                            // The first account of each partition is its issuer; the others may
+                            // not overdraw.
+                            flags: AccountFlags(if k == 0 {
+                                0
+                            } else {
+                                AccountFlags::DEBITS_MUST_NOT_EXCEED_CREDITS
+                            }),
+                            limit: None,
+                            user_data_128: 0,
+                            user_data_64: 0,
+                            user_data_32: 0,
+                        })
+                        .collect(),
+                ),
+            ]);
+        }
         // Setup is idempotent (ledgers and accounts answer `exists` when retried), so it is
         // proposed again every 100 ticks until every replica has it: a leader change can
         // drop a proposal.
-        let mut proposed = false;
-        for round in 0..2000u32 {
+        let mut proposed = vec![false; setup.len()];
+        for round in 0..3000u32 {
             self.tick()?;
             self.deliver_all()?;
             if round % 100 == 99 {
-                proposed = false;
+                proposed.iter_mut().for_each(|p| *p = false);
             }
-            if !proposed {
-                let now = self.timestamp();
-                if let Some(leader) = self
-                    .nodes
-                    .iter_mut()
-                    .find_map(|n| n.replica.as_mut().filter(|r| r.is_leader()))
-                {
-                    for command in &setup {
-                        if leader.propose(command.clone(), now).is_err() {
-                            break;
-                        }
-                    }
-                    proposed = true;
+            for (partition, commands) in setup.iter().enumerate() {
+                if proposed[partition] {
+                    continue;
                 }
+                let Some(i) = self.leader_of(partition as u32) else {
+                    continue;
+                };
+                let now = self.stamp(i);
+                let replica = self.nodes[i].replicas[partition]
+                    .as_mut()
+                    .expect("a leader is up");
+                for command in commands {
+                    if replica.propose(command.clone(), now).is_err() {
+                        break;
+                    }
+                }
+                proposed[partition] = true;
             }
+            self.process_all()?;
             let done = self.nodes.iter().all(|n| {
-                n.replica
-                    .as_ref()
-                    .is_some_and(|r| r.partition().account_count() == ACCOUNTS as usize)
+                n.replicas.iter().enumerate().all(|(p, r)| {
+                    r.as_ref()
+                        .is_some_and(|r| r.partition().account_count() == self.accounts[p].len())
+                })
             });
             if done {
                 return Ok(());
             }
         }
         Err("setup did not complete".into())
+    }
+
+    /// The node whose replica of `partition` leads, if any is up and unpaused.
+    fn leader_of(&self, partition: u32) -> Option<usize> {
+        self.nodes.iter().position(|n| {
+            !n.paused
+                && n.replicas[partition as usize]
+                    .as_ref()
+                    .is_some_and(Replica::is_leader)
+        })
     }
 
     fn step(&mut self) -> Result<(), String> {
@@ -371,7 +541,7 @@ impl Sim {
                 .nth(nth)
                 .map(|(i, _)| i)
                 .expect("a due message");
-            let message = self.network.swap_remove(position).message;
+            let message = self.network.swap_remove(position);
             self.deliver(message)?;
         } else if roll < 75 {
             self.tick()?;
@@ -395,65 +565,104 @@ impl Sim {
             self.cut.clear();
         }
         for i in 0..self.nodes.len() {
+            if self.now >= self.nodes[i].skew_until {
+                self.nodes[i].skew = 0;
+            }
             if self.now >= self.nodes[i].back_at {
                 self.nodes[i].paused = false;
                 self.restart(i)?;
             }
         }
-        let now = self.timestamp();
-        for node in &mut self.nodes {
-            if node.paused {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].paused || !self.nodes[i].is_up() {
                 continue;
             }
-            if let Some(replica) = &mut node.replica {
+            let now = self.stamp(i);
+            for replica in self.nodes[i].replicas.iter_mut().flatten() {
                 replica.tick(now);
+            }
+            if self.now.is_multiple_of(CLOCK_PING_TICKS) {
+                let monotonic = self.now * NANOS_PER_TICK;
+                let from = self.nodes[i].id;
+                for to in 1..=self.nodes.len() as u64 {
+                    if to != from {
+                        self.send_one(from, to, Payload::ClockPing(monotonic));
+                    }
+                }
             }
         }
         self.deliver_replies();
         self.process_all()
     }
 
-    fn send(&mut self, messages: Vec<Message>) {
-        for message in messages {
-            if self.faults && self.rng.gen_bool(self.drop_rate) {
-                self.report.dropped += 1;
-                continue;
-            }
-            let copies = if self.faults && self.rng.gen_bool(self.duplicate_rate) {
-                2
-            } else {
-                1
-            };
-            for _ in 0..copies {
-                let delay = self.rng.gen_range(0..3);
-                self.network.push(InFlight {
-                    deliver_at: self.now + delay,
-                    message: message.clone(),
-                });
-            }
+    /// Queues one message, which the network may drop, duplicate or delay.
+    fn send_one(&mut self, from: u64, to: u64, payload: Payload) {
+        if self.faults && self.rng.gen_bool(self.drop_rate) {
+            self.report.dropped += 1;
+            return;
+        }
+        let copies = if self.faults && self.rng.gen_bool(self.duplicate_rate) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            let delay = self.rng.gen_range(0..3);
+            self.network.push(InFlight {
+                deliver_at: self.now + delay,
+                from,
+                to,
+                payload: payload.clone(),
+            });
         }
     }
 
-    fn deliver(&mut self, message: Message) -> Result<(), String> {
+    fn send(&mut self, partition: u32, messages: Vec<Message>) {
+        for message in messages {
+            let (from, to) = (message.from, message.to);
+            self.send_one(from, to, Payload::Raft(partition, message));
+        }
+    }
+
+    fn deliver(&mut self, message: InFlight) -> Result<(), String> {
         if self.cut.contains(&(message.from, message.to)) {
             self.report.dropped += 1;
             return Ok(());
         }
-        let node = &mut self.nodes[(message.to - 1) as usize];
-        if node.paused {
+        let i = (message.to - 1) as usize;
+        if self.nodes[i].paused {
             // A paused process reads its socket when it resumes: keep the message.
             self.network.push(InFlight {
                 deliver_at: self.now + 1,
-                message,
+                ..message
             });
             return Ok(());
         }
-        let Some(replica) = &mut node.replica else {
+        if !self.nodes[i].is_up() {
             return Ok(());
-        };
-        replica
-            .step(message)
-            .map_err(|e| format!("node {}: step: {e}", node.id))
+        }
+        match message.payload {
+            Payload::Raft(partition, raft) => {
+                let node = &mut self.nodes[i];
+                let replica = node.replicas[partition as usize]
+                    .as_mut()
+                    .expect("an up node has every replica");
+                if let Err(error) = replica.step(raft) {
+                    return Err(format!("node {}: step: {error}", node.id));
+                }
+            }
+            Payload::ClockPing(sent) => {
+                let wall = self.wall(i);
+                self.send_one(message.to, message.from, Payload::ClockPong(sent, wall));
+            }
+            Payload::ClockPong(sent, theirs) => {
+                let monotonic = self.now * NANOS_PER_TICK;
+                self.nodes[i]
+                    .clock
+                    .sample(message.from, sent, theirs, monotonic);
+            }
+        }
+        Ok(())
     }
 
     fn deliver_all(&mut self) -> Result<(), String> {
@@ -461,7 +670,7 @@ impl Sim {
             let Some(position) = self.network.iter().position(|m| m.deliver_at <= self.now) else {
                 return Ok(());
             };
-            let message = self.network.swap_remove(position).message;
+            let message = self.network.swap_remove(position);
             self.deliver(message)?;
             self.process_all()?;
         }
@@ -470,509 +679,38 @@ impl Sim {
 
     fn process_all(&mut self) -> Result<(), String> {
         for i in 0..self.nodes.len() {
-            if self.nodes[i].paused {
+            if self.nodes[i].paused || !self.nodes[i].is_up() {
                 continue;
             }
-            let mut outbox = Vec::new();
-            let mut applied = Vec::new();
-            let mut reads: Vec<ReadReady> = Vec::new();
-            {
-                let node = &mut self.nodes[i];
-                let Some(replica) = &mut node.replica else {
-                    continue;
+            for partition in 0..self.config.partitions {
+                if !self.nodes[i].is_up() {
+                    break;
+                }
+                let mut outbox = Vec::new();
+                let mut applied = Vec::new();
+                let mut reads: Vec<ReadReady> = Vec::new();
+                let result = {
+                    let node = &mut self.nodes[i];
+                    let replica = node.replicas[partition as usize]
+                        .as_mut()
+                        .expect("an up node has every replica");
+                    replica.handle_ready(&mut outbox, &mut applied, &mut reads)
                 };
-                replica
-                    .handle_ready(&mut outbox, &mut applied, &mut reads)
-                    .map_err(|e| format!("node {}: ready: {e}", node.id))?;
-            }
-            self.send(outbox);
-            for entry in applied {
-                self.on_applied(i, &entry)?;
+                if let Err(error) = result {
+                    if self.nodes[i].armed && error.to_string().contains("injected fault") {
+                        // The injected fault: the node stops, as a real one would.
+                        self.crash(i)?;
+                        break;
+                    }
+                    return Err(format!("node {}: ready: {error}", self.nodes[i].id));
+                }
+                self.send(partition, outbox);
+                for entry in applied {
+                    self.on_applied(i, partition, &entry)?;
+                }
+                self.on_reads(i, partition, reads)?;
             }
         }
         Ok(())
     }
-
-    // ---- clients ----
-
-    fn new_request(&mut self, client: usize) -> Vec<NewTransfer> {
-        let count = self.rng.gen_range(1..4);
-        let mut transfers = Vec::new();
-        for _ in 0..count {
-            self.clients[client].next_id += 1;
-            let id = TransferId(self.clients[client].next_id);
-            let acked: Vec<(TransferId, TransferOutcome)> = self.clients[client]
-                .acked
-                .iter()
-                .map(|(id, outcome)| (*id, *outcome))
-                .collect();
-            let kind = self.rng.gen_range(0..10);
-            let debit = AccountId(self.rng.gen_range(1..=ACCOUNTS));
-            let mut credit = AccountId(self.rng.gen_range(1..=ACCOUNTS));
-            if credit == debit {
-                credit = AccountId(debit.0 % ACCOUNTS + 1);
-            }
-            let amount = Decimal::new(self.rng.gen_range(1..5000), 2);
-            let mut t = NewTransfer::plain(id, debit, credit, amount, LEDGER);
-            let reference = if acked.is_empty() {
-                None
-            } else {
-                Some(acked[self.rng.gen_range(0..acked.len())].0)
-            };
-            match (kind, reference) {
-                (0..=1, _) => {
-                    t.flags = TransferFlags(TransferFlags::PENDING);
-                    t.timeout_s = self.rng.gen_range(0..3);
-                }
-                (2, Some(reference)) => {
-                    t = NewTransfer::plain(
-                        id,
-                        AccountId(0),
-                        AccountId(0),
-                        Decimal::ZERO,
-                        LedgerId(0),
-                    );
-                    t.flags = TransferFlags(TransferFlags::POST_PENDING);
-                    t.pending_id = reference;
-                }
-                (3, Some(reference)) => {
-                    t = NewTransfer::plain(
-                        id,
-                        AccountId(0),
-                        AccountId(0),
-                        Decimal::ZERO,
-                        LedgerId(0),
-                    );
-                    t.flags = TransferFlags(TransferFlags::VOID_PENDING);
-                    t.pending_id = reference;
-                }
-                (4, Some(reference)) => {
-                    t = NewTransfer::plain(id, AccountId(0), AccountId(0), amount, LedgerId(0));
-                    t.refund_of = reference;
-                }
-                (5..=6, _) => t.debit_account = AccountId(1),
-                _ => {}
-            }
-            transfers.push(t);
-        }
-        // Sometimes link the whole request into one chain.
-        if transfers.len() > 1 && self.rng.gen_bool(0.3) {
-            let last = transfers.len() - 1;
-            for t in &mut transfers[..last] {
-                t.flags = TransferFlags(t.flags.0 | TransferFlags::LINKED);
-            }
-        }
-        transfers
-    }
-
-    fn client_step(&mut self, client: usize, allow_new: bool) -> Result<(), String> {
-        let timed_out = self.clients[client]
-            .request
-            .as_ref()
-            .is_some_and(|r| self.now >= r.sent_at + CLIENT_TIMEOUT_TICKS);
-        if self.clients[client].request.is_none() {
-            if !allow_new {
-                return Ok(());
-            }
-            let transfers = self.new_request(client);
-            self.clients[client].request = Some(Request {
-                transfers,
-                sent_at: self.now,
-            });
-        } else if timed_out {
-            // Retry the same transfers (same ids) on some node: maybe the old target died.
-            self.clients[client].target = self.rng.gen_range(1..=self.nodes.len() as u64);
-        } else {
-            return Ok(());
-        }
-        self.send_request(client)
-    }
-
-    fn send_request(&mut self, client: usize) -> Result<(), String> {
-        let target = self.clients[client].target;
-        let now = self.timestamp();
-        let now_tick = self.now;
-        let state = &mut self.clients[client];
-        let Some(request) = &mut state.request else {
-            return Ok(());
-        };
-        request.sent_at = now_tick;
-        let pending: Vec<NewTransfer> = request
-            .transfers
-            .iter()
-            .filter(|t| !state.acked.contains_key(&t.id))
-            .cloned()
-            .collect();
-        if pending.is_empty() {
-            state.request = None;
-            return Ok(());
-        }
-        // A linked chain must be resent whole, or its shape (and outcome) changes.
-        let transfers = if request
-            .transfers
-            .iter()
-            .any(|t| t.flags.has(TransferFlags::LINKED))
-        {
-            request.transfers.clone()
-        } else {
-            pending
-        };
-        let node = &mut self.nodes[(target - 1) as usize];
-        let Some(replica) = node.replica.as_mut().filter(|_| !node.paused) else {
-            return Ok(()); // The request is lost; the client times out and retries.
-        };
-        match replica.propose(Command::CreateTransfers(transfers.clone()), now) {
-            Ok(_) => {
-                for t in &transfers {
-                    node.waiting.insert(t.id, client);
-                }
-            }
-            Err(ProposeError::NotLeader { leader }) => {
-                let delay = self.rng.gen_range(0..2);
-                self.replies.push(Reply {
-                    deliver_at: self.now + delay,
-                    client,
-                    kind: ReplyKind::Redirect(leader),
-                });
-            }
-            Err(_) => {}
-        }
-        Ok(())
-    }
-
-    fn deliver_replies(&mut self) {
-        let now = self.now;
-        let (due, later): (Vec<Reply>, Vec<Reply>) =
-            self.replies.drain(..).partition(|r| r.deliver_at <= now);
-        self.replies = later;
-        for reply in due {
-            match reply.kind {
-                ReplyKind::Redirect(leader) => {
-                    let client = &mut self.clients[reply.client];
-                    client.target = if leader == 0 {
-                        self.rng.gen_range(1..=self.nodes.len() as u64)
-                    } else {
-                        leader
-                    };
-                    if client.request.is_some() {
-                        let _ = self.send_request(reply.client);
-                    }
-                }
-                ReplyKind::Outcome(id, outcome) => {
-                    let client = &mut self.clients[reply.client];
-                    client.acked.entry(id).or_insert(outcome);
-                    let done = client.request.as_ref().is_some_and(|r| {
-                        r.transfers.iter().all(|t| client.acked.contains_key(&t.id))
-                    });
-                    if done {
-                        client.request = None;
-                    }
-                }
-            }
-        }
-    }
-
-    // ---- faults ----
-
-    fn fault(&mut self) -> Result<(), String> {
-        let node = self.rng.gen_range(0..self.nodes.len());
-        let duration = self.rng.gen_range(5..150);
-        match self.rng.gen_range(0..4) {
-            0 => {
-                self.nodes[node].back_at = self.now + duration;
-                self.crash(node)
-            }
-            1 => {
-                // Longer than an election timeout, often: the paused leader wakes up deposed.
-                self.nodes[node].paused = true;
-                self.nodes[node].back_at = self.now + duration;
-                Ok(())
-            }
-            2 => {
-                self.heal_at = self.now + duration;
-                // Split the nodes into two random groups.
-                let mut side = BTreeMap::new();
-                for n in &self.nodes {
-                    side.insert(n.id, self.rng.gen_bool(0.5));
-                }
-                self.cut.clear();
-                for (&a, &sa) in &side {
-                    for (&b, &sb) in &side {
-                        if sa != sb {
-                            self.cut.insert((a, b));
-                        }
-                    }
-                }
-                Ok(())
-            }
-            _ => {
-                self.cut.clear();
-                Ok(())
-            }
-        }
-    }
-
-    fn crash(&mut self, index: usize) -> Result<(), String> {
-        let torn = self.rng.gen_range(0..200u64);
-        let node = &mut self.nodes[index];
-        let Some(replica) = node.replica.take() else {
-            return Ok(());
-        };
-        let durable = replica.durable_index();
-        drop(replica);
-        node.waiting.clear();
-        node.paused = false;
-        cut_log(&node.dir.join("log"), durable, torn)?;
-        self.report.crashes += 1;
-        Ok(())
-    }
-
-    fn restart(&mut self, index: usize) -> Result<(), String> {
-        let node = &mut self.nodes[index];
-        if node.replica.is_some() {
-            return Ok(());
-        }
-        let replica = Replica::open(&node.dir, node.config.clone())
-            .map_err(|e| format!("restart node {}: {e}", node.id))?;
-        node.replica = Some(replica);
-        Ok(())
-    }
-
-    // ---- checks ----
-
-    fn on_applied(&mut self, node_index: usize, entry: &Applied) -> Result<(), String> {
-        let node_id = self.nodes[node_index].id;
-        let index = entry.index.0;
-        match self.applied_entries.get(&index) {
-            Some((term, data)) => {
-                if *term != entry.term || *data != entry.data {
-                    return Err(format!(
-                        "log matching: node {node_id} applied index {index} term {} but another \
-                         replica applied term {term} there",
-                        entry.term
-                    ));
-                }
-            }
-            None => {
-                self.applied_entries
-                    .insert(index, (entry.term, entry.data.clone()));
-                self.report.committed = self.report.committed.max(index);
-            }
-        }
-        match self.digests.get(&index) {
-            Some(&digest) if digest != entry.digest => {
-                return Err(format!(
-                "node {node_id} has digest {:x} after index {index}, another replica {digest:x}",
-                entry.digest
-            ))
-            }
-            Some(_) => {}
-            None => {
-                self.digests.insert(index, entry.digest);
-            }
-        }
-        if let Outcome::Transfers(outcomes) = &entry.outcome {
-            let Some(Command::CreateTransfers(transfers)) =
-                entry.payload.as_ref().map(|p| &p.command)
-            else {
-                return Err("transfer outcomes for a payload without transfers".into());
-            };
-            for (t, outcome) in transfers.iter().zip(outcomes) {
-                if let Some(client) = self.nodes[node_index].waiting.remove(&t.id) {
-                    let delay = self.rng.gen_range(0..3);
-                    if self.faults && self.rng.gen_bool(self.drop_rate) {
-                        continue; // The reply is lost; the client retries.
-                    }
-                    self.replies.push(Reply {
-                        deliver_at: self.now + delay,
-                        client,
-                        kind: ReplyKind::Outcome(t.id, *outcome),
-                    });
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn check(&mut self) -> Result<(), String> {
-        for node in &self.nodes {
-            let Some(replica) = &node.replica else {
-                continue;
-            };
-            if replica.is_leader() {
-                let term = replica.term();
-                let leader = *self.leaders.entry(term).or_insert(node.id);
-                if leader != node.id {
-                    return Err(format!(
-                        "two leaders in term {term}: {leader} and {}",
-                        node.id
-                    ));
-                }
-            }
-            replica
-                .partition()
-                .check_invariants()
-                .map_err(|e| format!("node {}: {e}", node.id))?;
-        }
-        for client in &self.clients {
-            for (id, outcome) in &client.acked {
-                if !is_recorded(outcome.result) {
-                    continue;
-                }
-                // Acknowledged outcomes never change: check the replicas that have applied it.
-                for node in &self.nodes {
-                    let Some(replica) = &node.replica else {
-                        continue;
-                    };
-                    if let Some(record) = replica.partition().transfer(*id) {
-                        if record.outcome != *outcome {
-                            return Err(format!(
-                                "transfer {id}: acknowledged {:?}, node {} recorded {:?}",
-                                outcome.result, node.id, record.outcome.result
-                            ));
-                        }
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn liveness(&mut self) -> Result<(), String> {
-        self.faults = false;
-        self.cut.clear();
-        for i in 0..self.nodes.len() {
-            self.nodes[i].paused = false;
-            self.restart(i)?;
-        }
-        let deadline = self.now + self.config.liveness_ticks;
-        while self.now < deadline {
-            self.tick()?;
-            self.deliver_all()?;
-            for client in 0..self.clients.len() {
-                self.client_step(client, false)?;
-            }
-            self.process_all()?;
-            self.check()?;
-            if self.converged() {
-                return self.final_check();
-            }
-        }
-        let states: Vec<String> = self
-            .nodes
-            .iter()
-            .filter_map(|n| n.replica.as_ref())
-            .map(|r| {
-                format!(
-                    "node {} term {} leader {} commit {} applied {}",
-                    r.node_id(),
-                    r.term(),
-                    r.leader_id(),
-                    r.commit_index(),
-                    r.partition().applied_index()
-                )
-            })
-            .collect();
-        let open = self.clients.iter().filter(|c| c.request.is_some()).count();
-        Err(format!(
-            "liveness: no convergence within {} ticks ({open} client requests open): {}",
-            self.config.liveness_ticks,
-            states.join("; ")
-        ))
-    }
-
-    fn converged(&self) -> bool {
-        if self.clients.iter().any(|c| c.request.is_some()) {
-            return false;
-        }
-        let replicas: Vec<&Replica> = self
-            .nodes
-            .iter()
-            .filter_map(|n| n.replica.as_ref())
-            .collect();
-        let Some(first) = replicas.first() else {
-            return false;
-        };
-        let applied = first.partition().applied_index();
-        replicas.iter().all(|r| {
-            r.partition().applied_index() == applied
-                && r.commit_index() == applied.0
-                && r.last_index() == applied.0
-                && r.partition().digest() == first.partition().digest()
-        })
-    }
-
-    fn final_check(&mut self) -> Result<(), String> {
-        let mut acknowledged = 0;
-        for client in &self.clients {
-            for (id, outcome) in &client.acked {
-                acknowledged += 1;
-                for node in &self.nodes {
-                    let replica = node.replica.as_ref().expect("all restarted");
-                    if !is_recorded(outcome.result) {
-                        continue;
-                    }
-                    let Some(record) = replica.partition().transfer(*id) else {
-                        return Err(format!(
-                            "acknowledged transfer {id} lost on node {}",
-                            node.id
-                        ));
-                    };
-                    if record.outcome != *outcome {
-                        return Err(format!(
-                            "transfer {id}: acknowledged {:?}, node {} has {:?}",
-                            outcome, node.id, record.outcome
-                        ));
-                    }
-                }
-            }
-        }
-        self.report.acknowledged = acknowledged;
-        Ok(())
-    }
-}
-
-/// Whether an outcome is recorded under the transfer's id (a decision), as opposed to a
-/// rejection before the idempotency check or a chain member failed by another event.
-fn is_recorded(result: TransferResult) -> bool {
-    result == TransferResult::Ok || result.code() > TransferResult::ExistsWithDifferentFields.code()
-}
-
-/// Cuts a log directory back to what was durable: every record after `durable` is lost,
-/// except that the first lost record may survive as `torn` bytes of a torn write.
-fn cut_log(dir: &Path, durable: u64, torn: u64) -> Result<(), String> {
-    let mut segments: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(|e| format!("read {}: {e}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
-        .collect();
-    segments.sort();
-    let mut cut_done = false;
-    for path in &segments {
-        if cut_done {
-            fs::remove_file(path).map_err(|e| format!("remove {}: {e}", path.display()))?;
-            continue;
-        }
-        let bytes = fs::read(path).map_err(|e| format!("read {}: {e}", path.display()))?;
-        let mut offset = SEGMENT_RECORDS_OFFSET;
-        while offset < bytes.len() {
-            let Ok(meta) = check_record(&bytes[offset..]) else {
-                break;
-            };
-            let size = RECORD_HEADER_SIZE + meta.payload_size as usize;
-            if meta.index.0 > durable {
-                let keep = offset as u64 + torn.min(size as u64 - 1);
-                let file = fs::OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(|e| format!("open {}: {e}", path.display()))?;
-                file.set_len(keep)
-                    .map_err(|e| format!("cut {}: {e}", path.display()))?;
-                cut_done = true;
-                break;
-            }
-            offset += size;
-        }
-    }
-    Ok(())
 }
