@@ -11,6 +11,7 @@ pub mod config;
 pub mod convert;
 pub mod identity;
 pub mod node;
+pub mod raft_log;
 pub mod raft_storage;
 pub mod recovery;
 pub mod replica;

@@ -36,13 +36,19 @@
 //! Recovery: a replica that lost durable state (its log was damaged and cut, or its state
 //! file lost; see `raft_storage.rs`) is *recovering*. It acknowledges appends (they are
 //! durable when it does) but takes no part in elections: it never campaigns, ignores vote and
-//! pre-vote requests and leadership handovers, until it holds durably an entry that the
-//! leader of its current term has committed *in that term*. Such an entry follows every entry
-//! committed in an earlier term (the leader holds them all: leader completeness), so from then
-//! on its log holds everything the cluster committed, the entries it once acknowledged and
-//! lost included, and its votes are safe again. Its term is at least every term it took part in
-//! before (the state file kept it, or its peers supplied it: `recovery.rs`), so it cannot
-//! help a deposed leader commit either.
+//! pre-vote requests and leadership handovers. Once it knows a leader it asks it, with a
+//! ReadIndex request of its own, for the leader's commit index: the leader answers only after
+//! committing an entry of its own term and confirming with a heartbeat round that it still
+//! leads, so that index covers every entry committed before the question — before the loss
+//! included, the entries this replica once acknowledged and lost among them. When its log holds
+//! that index durably, matched against the leader's (raft-rs's follower commit index reaches
+//! it), its votes are safe again. Its term is at least every term it took part in before (the
+//! state file kept it, or its peers supplied it: `recovery.rs`), so it cannot help a deposed
+//! leader commit either.
+//!
+//! (An earlier version ended recovery on any entry the leader had committed in its own term,
+//! reported in an append; the simulator found the hole: entries committed later in that same
+//! term were still missing, and a stale report from before the loss could satisfy it.)
 //!
 //! The `bug_*` fields of [`ReplicaConfig`] exist only so the simulator can prove it catches
 //! the classic mistakes (skipping the fsync, applying before commit, losing a vote); they are
@@ -53,7 +59,6 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use raft::eraftpb::{Entry as RaftEntry, EntryType, Message, MessageType};
 use raft::{Config, RawNode, ReadOnlyOption, StateRole};
-use slog::Logger;
 use tally_engine::checkpoint::{self, RunsConfig, Schedule};
 use tally_engine::command::{Command, DecodeError, EntryPayload};
 use tally_engine::index::{Index, IndexError, Posting};
@@ -234,6 +239,65 @@ pub struct Applied {
     pub digest: u128,
 }
 
+/// Why a peer's message must not reach raft-rs, if it must not: types only raft-rs itself
+/// creates locally, proposals and leadership handovers (only a leader proposes or hands over,
+/// locally; Tally never has a follower forward either), anything
+/// about snapshots (nothing is compacted, so none is ever produced), a sender that is no
+/// voter, a term of 0 (raft-rs takes it for a local message; only forwarded read requests
+/// carry none), and appends whose entries do not continue each other or carry a context or a
+/// kind Tally never writes. Everything else is raft-rs's to judge: it handles stale terms,
+/// conflicting logs and unknown indexes without harm.
+pub fn refusal(message: &Message, voters: &[u64]) -> Option<&'static str> {
+    use MessageType as T;
+    let kind = message.get_msg_type();
+    if matches!(
+        kind,
+        T::MsgHup
+            | T::MsgBeat
+            | T::MsgUnreachable
+            | T::MsgSnapStatus
+            | T::MsgCheckQuorum
+            | T::MsgPropose
+            | T::MsgSnapshot
+            | T::MsgTransferLeader
+    ) {
+        return Some("a message type peers never send");
+    }
+    if message.has_snapshot() {
+        return Some("carries a snapshot");
+    }
+    if !voters.contains(&message.from) {
+        return Some("from a node that is not a voter");
+    }
+    if message.term == 0 && kind != T::MsgReadIndex {
+        return Some("term 0");
+    }
+    if kind == T::MsgAppend {
+        let mut expected = message.index;
+        let mut previous_term = message.log_term;
+        for entry in &message.entries {
+            expected = expected.checked_add(1)?;
+            if entry.index != expected {
+                return Some("entries do not continue the log");
+            }
+            if entry.term < previous_term || entry.term > message.term {
+                return Some("entry terms out of order");
+            }
+            previous_term = entry.term;
+            if !entry.context.is_empty()
+                || entry.entry_type == EntryType::EntryConfChangeV2
+                || entry.data.len() > tally_engine::segment::ENTRY_PAYLOAD_SIZE_MAX as usize
+            {
+                return Some("an entry Tally never writes");
+            }
+        }
+    } else if !message.entries.is_empty() && kind != T::MsgReadIndex && kind != T::MsgReadIndexResp
+    {
+        return Some("entries on a message that carries none");
+    }
+    None
+}
+
 /// A read confirmed by ReadIndex: it may be served once `applied_index() >= index`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadReady {
@@ -242,6 +306,9 @@ pub struct ReadReady {
     /// The commit index the read must wait for.
     pub index: u64,
 }
+
+/// The ReadIndex context of a recovering replica's question to its leader.
+const RECOVERY_CONTEXT: &[u8] = b"tally-recovery";
 
 /// A checkpoint being written in the background: it returns the applied index and the spill
 /// count it names.
@@ -270,10 +337,11 @@ pub struct Replica {
     durable_index: u64,
     /// With `bug_apply_before_commit`: the highest index applied early.
     applied_early: u64,
-}
-
-fn discard_logger() -> Logger {
-    Logger::root(slog::Discard, slog::o!())
+    /// While recovering: ticks so far, and when the leader was last asked for its commit.
+    recovery_ticks: u64,
+    recovery_asked: Option<u64>,
+    /// While recovering: the leader's commit index it answered, which the log must reach.
+    recovery_target: Option<u64>,
 }
 
 impl Replica {
@@ -377,7 +445,11 @@ impl Replica {
             },
             ..Config::default()
         };
-        let node = RawNode::new(&raft_config, raft_log, &discard_logger())?;
+        let node = RawNode::new(
+            &raft_config,
+            raft_log,
+            &crate::raft_log::logger(config.partition.0),
+        )?;
         Ok(Replica {
             node,
             schedule,
@@ -392,6 +464,9 @@ impl Replica {
             idle_ticks: 0,
             durable_index,
             applied_early: 0,
+            recovery_ticks: 0,
+            recovery_asked: None,
+            recovery_target: None,
         })
     }
 
@@ -461,7 +536,17 @@ impl Replica {
     /// holds expire on time. `now` is the time as the driver knows it.
     pub fn tick(&mut self, now: Now) {
         if self.is_recovering() {
-            // A recovering replica never campaigns: its election clock stands still.
+            // A recovering replica never campaigns: its election clock stands still. It asks
+            // its leader for the commit index to reach, again every election timeout until
+            // answered (the leader drops the question until it has committed in its term).
+            self.recovery_ticks += 1;
+            let due = self
+                .recovery_asked
+                .is_none_or(|at| self.recovery_ticks >= at + self.config.election_tick as u64);
+            if self.recovery_target.is_none() && due && self.leader_id() != 0 {
+                self.node.read_index(RECOVERY_CONTEXT.to_vec());
+                self.recovery_asked = Some(self.recovery_ticks);
+            }
             return;
         }
         self.node.tick();
@@ -479,10 +564,21 @@ impl Replica {
         }
     }
 
-    /// Feeds a message from a peer. Messages for another group or node are refused.
+    /// Feeds a message from a peer. Messages for another group or node are refused; a
+    /// message raft-rs would reject, or abort on, is dropped and logged ([`refusal`]).
     pub fn step(&mut self, mut message: Message) -> Result<(), ReplicaError> {
         if message.to != self.config.node_id {
             return Err(ReplicaError::Raft(raft::Error::StepPeerNotFound));
+        }
+        if let Some(reason) = refusal(&message, &self.config.voters) {
+            tracing::warn!(
+                partition = %self.config.partition,
+                from = message.from,
+                kind = ?message.get_msg_type(),
+                reason,
+                "peer message dropped"
+            );
+            return Ok(());
         }
         if self.is_recovering()
             && matches!(
@@ -603,18 +699,23 @@ impl Replica {
     /// Ends recovery once this replica holds durably an entry that the leader of its term
     /// committed in that term (module documentation).
     fn maybe_finish_recovery(&mut self) -> Result<(), ReplicaError> {
-        if !self.is_recovering() || self.leader_id() == 0 || self.is_leader() {
+        if !self.is_recovering() || self.is_leader() {
             return Ok(());
         }
+        let Some(target) = self.recovery_target else {
+            return Ok(());
+        };
         let raft_log = &self.node.raft.raft_log;
         let held = raft_log
             .committed
             .min(raft_log.persisted)
             .min(self.durable_index);
-        if held == 0 || self.entry_term(held) != Some(self.term()) {
+        if held < target {
             return Ok(());
         }
         self.node.mut_store().finish_recovery()?;
+        self.recovery_target = None;
+        self.recovery_asked = None;
         tracing::info!(
             partition = %self.config.partition,
             index = held,
@@ -643,6 +744,11 @@ impl Replica {
         );
         let early_messages = ready.take_messages();
         for read in ready.take_read_states() {
+            if read.request_ctx == RECOVERY_CONTEXT {
+                let target = self.recovery_target.get_or_insert(read.index);
+                *target = (*target).max(read.index);
+                continue;
+            }
             reads.push(ReadReady {
                 context: read.request_ctx,
                 index: read.index,
@@ -818,5 +924,77 @@ impl Replica {
             self.start_checkpoint()?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn append(entries: &[(u64, u64)]) -> Message {
+        let mut message = Message {
+            from: 2,
+            to: 1,
+            term: 5,
+            index: 10,
+            log_term: 4,
+            ..Message::default()
+        };
+        message.set_msg_type(MessageType::MsgAppend);
+        message.entries = entries
+            .iter()
+            .map(|&(index, term)| RaftEntry {
+                index,
+                term,
+                ..RaftEntry::default()
+            })
+            .collect::<Vec<_>>()
+            .into();
+        message
+    }
+
+    #[test]
+    fn forged_and_malformed_peer_messages_are_refused() {
+        let voters = [1, 2, 3];
+        assert_eq!(refusal(&append(&[(11, 4), (12, 5)]), &voters), None);
+        assert!(refusal(&append(&[(12, 5)]), &voters).is_some(), "a gap");
+        assert!(
+            refusal(&append(&[(11, 5), (12, 4)]), &voters).is_some(),
+            "terms back"
+        );
+        assert!(
+            refusal(&append(&[(11, 6)]), &voters).is_some(),
+            "a term from the future"
+        );
+        let mut stranger = append(&[]);
+        stranger.from = 9;
+        assert!(refusal(&stranger, &voters).is_some());
+        let mut untimed = append(&[]);
+        untimed.term = 0;
+        assert!(refusal(&untimed, &voters).is_some());
+        for kind in [
+            MessageType::MsgPropose,
+            MessageType::MsgHup,
+            MessageType::MsgSnapshot,
+            MessageType::MsgTransferLeader,
+            MessageType::MsgCheckQuorum,
+        ] {
+            let mut message = append(&[]);
+            message.set_msg_type(kind);
+            assert!(refusal(&message, &voters).is_some(), "{kind:?}");
+        }
+        let mut snapshot = append(&[]);
+        snapshot.set_msg_type(MessageType::MsgHeartbeat);
+        snapshot.mut_snapshot().mut_metadata().index = 7;
+        assert!(refusal(&snapshot, &voters).is_some());
+        let mut read = append(&[]);
+        read.set_msg_type(MessageType::MsgReadIndex);
+        read.term = 0;
+        read.entries = vec![RaftEntry::default()].into();
+        assert_eq!(
+            refusal(&read, &voters),
+            None,
+            "a forwarded read carries its context"
+        );
     }
 }

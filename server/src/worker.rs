@@ -467,7 +467,16 @@ pub fn run(
             } else {
                 replica.leader_id()
             };
-            shared.leaders[partition as usize].store(leader, Ordering::Relaxed);
+            let previous = shared.leaders[partition as usize].swap(leader, Ordering::Relaxed);
+            if previous != leader {
+                tracing::info!(
+                    partition,
+                    leader,
+                    term = replica.term(),
+                    this_node = replica.node_id(),
+                    "leader changed (0: none known)"
+                );
+            }
             // Leaders of all partitions gather on partition 0's leader, so that one node
             // serves every request (clients need one connection); the partitions still run
             // in parallel on its cores.

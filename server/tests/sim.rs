@@ -4,7 +4,8 @@
 //!   green.
 //! - `random_sweep`: a few fresh seeds each run (the base seed is printed); `SIM_SEEDS=N`
 //!   runs N of them, `SIM_STEPS` changes the length of each run.
-//! - `SIM_SEED=<n>` (with `SIM_NODES=3|5`, `SIM_PARTITIONS=1..3`) replays one seed exactly.
+//! - `SIM_SEED=<n>` (with `SIM_NODES=3|5`, `SIM_PARTITIONS=1..3`) replays one seed exactly;
+//!   `SIM_TRACE=1` prints its faults, restarts and leaders.
 //! - `injected_*`: each planted bug — the classic ones (no fsync, apply before commit,
 //!   forgotten vote) and one per fault the simulator injects (a wiped node rejoining as a
 //!   voter, a durable prefix recorded before its fsync, an fsync retried after EIO, the
@@ -26,6 +27,7 @@ fn steps() -> usize {
 fn check(seed: u64, nodes: usize, partitions: u32) -> u64 {
     let mut config = SimConfig::new(seed, nodes, steps());
     config.partitions = partitions;
+    config.trace = std::env::var("SIM_TRACE").is_ok();
     match run(&config) {
         Ok(report) => {
             eprintln!("SIM_SEED={seed} nodes={nodes} partitions={partitions}: ok {report:?}");
@@ -46,6 +48,10 @@ fn fixed_seeds() {
     for seed in [1, 2, 3, 4, 5, 6, 7, 8] {
         on_disk += check(seed, 3, 1 + (seed % 3) as u32);
     }
+    // 8343757374757182322: a repaired replica ended its recovery on an entry its leader had
+    // committed in the leader's term, while later entries of that term were still missing;
+    // it then voted a stale node leader (fixed: it asks the leader for its commit index).
+    on_disk += check(8343757374757182322, 3, 2);
     // 14579388251767525420: a leader change during setup dropped the setup proposal, which
     // the simulator never proposed again (fixed in the harness).
     for seed in [11, 12, 13, 14, 14579388251767525420] {

@@ -99,6 +99,7 @@ fn use_cases_on_one_node() {
 #[test]
 fn use_cases_on_three_nodes() {
     let cluster = common::Cluster::start(3, &["--partitions", "2", "--tick-ms", "20"]);
+    cluster.wait_for_leaders();
     // Any node will do: the client finds the leader.
     all_use_cases(&cluster.addresses[2].to_string());
 }

@@ -152,6 +152,16 @@ impl Sim {
                 };
                 if replica.is_leader() {
                     let term = replica.term();
+                    if self.config.trace && !self.leaders.contains_key(&(partition as u32, term)) {
+                        eprintln!(
+                            "[sim tick {}] node {} leads partition {partition} in term {term} \
+                             (last index {}, commit {})",
+                            self.now,
+                            node.id,
+                            replica.last_index(),
+                            replica.commit_index()
+                        );
+                    }
                     let leader = *self
                         .leaders
                         .entry((partition as u32, term))

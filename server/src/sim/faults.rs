@@ -84,6 +84,7 @@ impl Sim {
                 }
                 node.armed = true;
                 node.back_at = self.now + duration;
+                self.note(|| format!("node {} partition {partition}: storage fault armed", i + 1));
                 Ok(())
             }
             _ => {
@@ -102,6 +103,8 @@ impl Sim {
                 node.skew = if self.rng.gen_bool(0.7) { HOUR } else { -HOUR };
                 node.skew_until = self.now + duration * 3;
                 self.report.skews += 1;
+                let skew = node.skew;
+                self.note(|| format!("node {} clock off by {skew} ns", target + 1));
                 Ok(())
             }
         }
@@ -123,14 +126,15 @@ impl Sim {
         node.paused = false;
         node.armed = false;
         node.clock = ClusterClock::new();
-        for (partition, durable) in durable.into_iter().enumerate() {
+        for (partition, durable) in durable.iter().enumerate() {
             let dir = node.partition_dir(partition as u32).join("log");
-            disk::lose_unsynced(&dir, durable, &mut self.rng)?;
+            disk::lose_unsynced(&dir, *durable, &mut self.rng)?;
         }
         if node.back_at <= self.now {
             node.back_at = self.now + 1;
         }
         self.report.crashes += 1;
+        self.note(|| format!("node {} crashed (durable up to {durable:?})", i + 1));
         Ok(())
     }
 
@@ -164,6 +168,7 @@ impl Sim {
         if disk::damage_durable(&dir, &mut self.rng)? {
             self.nodes[i].damaged = true;
             self.report.damaged += 1;
+            self.note(|| format!("node {} partition {partition}: durable log damaged", i + 1));
         }
         Ok(())
     }
@@ -182,6 +187,7 @@ impl Sim {
             .map_err(|e| format!("wipe {}: {e}", node.dir.display()))?;
         node.wiped = true;
         self.report.wipes += 1;
+        self.note(|| format!("node {} wiped", i + 1));
         Ok(())
     }
 
@@ -193,6 +199,15 @@ impl Sim {
             return Ok(());
         }
         let bugs = self.config.bugs;
+        self.note(|| {
+            let n = &self.nodes[i];
+            format!(
+                "node {} restarting (wiped {}, damaged {})",
+                i + 1,
+                n.wiped,
+                n.damaged
+            )
+        });
         if !self.nodes[i].wiped {
             let node = &mut self.nodes[i];
             let damage = if std::mem::take(&mut node.damaged) {

@@ -107,6 +107,8 @@ pub struct SimConfig {
     pub clients: usize,
     /// Injected bugs (all off for a correct system).
     pub bugs: Bugs,
+    /// Print every fault, restart, recovery and new leader on stderr (to study a seed).
+    pub trace: bool,
 }
 
 impl SimConfig {
@@ -120,6 +122,7 @@ impl SimConfig {
             liveness_ticks: 1500,
             clients: 5,
             bugs: Bugs::default(),
+            trace: false,
         }
     }
 }
@@ -408,6 +411,13 @@ impl Sim {
             .map(|entries| entries.keys().next_back().copied().unwrap_or(0))
             .sum();
         self.report.clone()
+    }
+
+    /// Prints an event when tracing (see [`SimConfig::trace`]).
+    fn note(&self, event: impl FnOnce() -> String) {
+        if self.config.trace {
+            eprintln!("[sim tick {}] {}", self.now, event());
+        }
     }
 
     /// True time now, in nanoseconds.
