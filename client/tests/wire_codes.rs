@@ -86,6 +86,7 @@ const ERROR: &[(&str, u32)] = &[
     ("Internal", 5),
     ("CrossPartitionUnsupported", 6),
     ("Timeout", 7),
+    ("Unavailable", 8),
 ];
 
 const KIND: &[(&str, u32)] = &[
@@ -198,7 +199,13 @@ fn retry_guidance_is_pinned() {
         .collect();
     assert_eq!(
         retryable,
-        ["Overloaded", "NotLeader", "Internal", "Timeout"]
+        [
+            "Overloaded",
+            "NotLeader",
+            "Internal",
+            "Timeout",
+            "Unavailable"
+        ]
     );
     assert!(!ErrorCode::Unknown(100).is_retryable());
 }

@@ -37,13 +37,14 @@ pub async fn connect() -> Result<Client> {
     Ok(client)
 }
 
-/// Creates a ledger with a fresh random id.
+/// Creates a ledger with a fresh random id. `Exists` is success too: a retry of a request
+/// whose first answer was lost (during a leader change, say) finds the ledger created.
 pub async fn create_ledger(client: &Client, name: &str, scale: u8) -> Result<LedgerId> {
     let id = LedgerId(rand::thread_rng().gen_range(1..u32::MAX));
     let results = client
         .create_ledgers(vec![NewLedger { id, scale, code: 1 }])
         .await?;
-    if results != [LedgerResult::Ok] {
+    if results != [LedgerResult::Ok] && results != [LedgerResult::Exists] {
         return Err(format!("creating ledger {name}: {results:?}").into());
     }
     println!("ledger {name}: id {id}, scale {scale}");
@@ -64,12 +65,13 @@ pub fn new_account(id: AccountId, ledger: LedgerId, code: u16, flags: u16) -> Ne
     }
 }
 
-/// Creates `accounts` in one batch and fails unless every one is new.
+/// Creates `accounts` in one batch and fails unless every one is new (or `Exists`: see
+/// [`create_ledger`]).
 pub async fn create_accounts(client: &Client, accounts: Vec<(&str, NewAccount)>) -> Result<()> {
     let (names, accounts): (Vec<&str>, Vec<NewAccount>) = accounts.into_iter().unzip();
     let results = client.create_accounts(accounts.clone()).await?;
     for ((name, account), result) in names.iter().zip(&accounts).zip(&results) {
-        if *result != AccountResult::Ok {
+        if *result != AccountResult::Ok && *result != AccountResult::Exists {
             return Err(format!("creating account {name}: {result:?}").into());
         }
         println!("account {name}: id {}", account.id);
