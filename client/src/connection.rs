@@ -298,6 +298,8 @@ async fn read_loop(
                 Err(e) => break 'connection format!("undecodable frame from the server: {e}"),
             }
         }
+        // The decoder reserves nothing: grow by a read's worth at a time.
+        buf.reserve(READ_BUFFER_SIZE);
         tokio::select! {
             result = read.read_buf(&mut buf) => match result {
                 Ok(0) => break "connection closed by the server".to_owned(),

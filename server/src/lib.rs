@@ -8,6 +8,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod connection;
 pub mod convert;
 pub mod identity;
 pub mod node;

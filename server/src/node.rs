@@ -33,9 +33,8 @@ use std::time::Duration;
 
 use tally_engine::segment::SEGMENT_RECORDS_OFFSET;
 use tally_engine::types::PartitionId;
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 
 use crate::clock::{self, NodeClock};
 use crate::config::NodeConfig;
@@ -43,12 +42,9 @@ use crate::identity::Identity;
 use crate::raft_storage::{self, Damage, MissingState};
 use crate::recovery::{self, Decision, LocalState, Prober};
 use crate::replica::{Replica, ReplicaConfig};
-use crate::session::{self, Node};
+use crate::session::Node;
 use crate::transport::{self, Directory, Dispatch, PeerConfig, PeerMessage, Peers, ReplicaState};
 use crate::worker::{self, Inboxes, PartitionHandle, Shared};
-
-/// How long a new client connection may take to send its first four bytes.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A started node.
 pub struct NodeHandle {
@@ -234,6 +230,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
         address,
         directory: directory.clone(),
         ready: ready.clone(),
+        connections: crate::connection::Connections::default(),
     });
     let (fail, failed) = watch::channel(None);
     let fail = Arc::new(fail);
@@ -261,7 +258,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
     } else {
         bring_up.run().await?;
     }
-    tasks.push(tokio::spawn(accept(listener, node)));
+    tasks.push(tokio::spawn(crate::connection::accept(listener, node)));
     Ok(NodeHandle {
         address,
         peer_address,
@@ -556,36 +553,5 @@ fn lock_data_dir(dir: &Path) -> Result<std::fs::File, String> {
             dir.display()
         )),
         Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
-    }
-}
-
-async fn accept(listener: TcpListener, node: Arc<Node>) {
-    let connections = Arc::new(Semaphore::new(node.config.connections_max));
-    loop {
-        let (mut stream, remote) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = connections.clone().try_acquire_owned() else {
-            tracing::warn!(%remote, "too many connections; refusing");
-            continue;
-        };
-        let node = node.clone();
-        tokio::spawn(async move {
-            let mut prefix = [0u8; 4];
-            let read =
-                tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut prefix)).await;
-            if !matches!(read, Ok(Ok(_))) {
-                return;
-            }
-            // A wrong magic is answered with an error frame by the session's decoder, then
-            // the connection is closed.
-            session::serve(stream, prefix.to_vec(), node).await;
-            drop(permit);
-        });
     }
 }

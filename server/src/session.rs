@@ -1,12 +1,11 @@
-//! Client sessions: frames in, requests routed to partitions, responses out.
+//! Client requests: a complete frame parsed, routed to partitions, answered.
 //!
-//! One task reads a connection. Each complete frame is checked (header, checksum, body,
-//! limits) before anything else happens; a frame that fails gets an `Error` frame and the
-//! connection is closed — the server goes on serving everyone else, and nothing of the bad
-//! frame reached any partition. A good request is handled in its own task, so a client may
-//! pipeline many requests on one connection; responses carry the request id and may return
-//! in any order. At most `IN_FLIGHT_MAX` requests per connection run at once; beyond that the
-//! reader stops reading (TCP backpressure).
+//! `connection.rs` reads each connection and hands every complete frame to [`parse`]: the
+//! frame is checked (header, checksum, body, limits) before anything else happens; a frame
+//! that fails gets an `Error` frame and the connection is closed — the server goes on serving
+//! everyone else, and nothing of the bad frame reached any partition. A good request is handled
+//! ([`handle`]) in its own task, so a client may pipeline many requests on one connection;
+//! responses carry the request id and may return in any order.
 //!
 //! Routing: an account belongs to `partition_of(id, P)`; a transfer to its debit account's
 //! partition (its credit account's when the debit is zero; for a post, void or refund that
@@ -24,22 +23,16 @@ use bytes::BytesMut;
 use tally_client::wire::codes::{self, ErrorCode};
 use tally_client::wire::messages::*;
 use tally_client::wire::types as wt;
-use tally_client::wire::{encode_body, partition_of, Frame, FrameDecoder, Operation};
+use tally_client::wire::{encode_body, partition_of, Frame, Operation};
 use tally_engine::command::{Command, TransferFlags};
 use tally_engine::outcome::{AccountResult, LedgerResult, Outcome};
 use tally_engine::types::{AccountId, TransferId};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Semaphore};
 
 use crate::config::NodeConfig;
 use crate::convert::{self, RESULT_CROSS_PARTITION};
 use crate::routing;
 use crate::transport::Directory;
 use crate::worker::{Answer, PartitionError, PartitionHandle, Query};
-
-/// Requests one connection may have in flight.
-pub const IN_FLIGHT_MAX: usize = 256;
 
 /// What every session shares: the node's configuration and its partitions.
 pub struct Node {
@@ -55,6 +48,8 @@ pub struct Node {
     pub directory: Arc<Directory>,
     /// Whether the partitions are up; until then requests are answered `unavailable`.
     pub ready: Arc<AtomicBool>,
+    /// The open client connections.
+    pub connections: crate::connection::Connections,
 }
 
 impl Node {
@@ -75,7 +70,7 @@ impl Node {
 }
 
 /// An error answered for a whole request.
-struct Failure {
+pub(crate) struct Failure {
     code: ErrorCode,
     message: String,
     leader_hint: Option<String>,
@@ -83,7 +78,7 @@ struct Failure {
 }
 
 impl Failure {
-    fn new(code: ErrorCode, message: impl Into<String>) -> Failure {
+    pub(crate) fn new(code: ErrorCode, message: impl Into<String>) -> Failure {
         Failure {
             code,
             message: message.into(),
@@ -120,7 +115,7 @@ impl Failure {
         }
     }
 
-    fn encode(&self, request_id: u64, out: &mut BytesMut) {
+    pub(crate) fn encode(&self, request_id: u64, out: &mut BytesMut) {
         let body = ErrorResponse {
             code: self.code.code(),
             message: self.message.clone(),
@@ -133,7 +128,7 @@ impl Failure {
 }
 
 /// A request whose body decoded and passed validation.
-enum Request {
+pub(crate) enum Request {
     Hello,
     Ping,
     CreateLedgers(Vec<wt::NewLedger>),
@@ -146,7 +141,8 @@ enum Request {
     Series(wt::SeriesQuery),
 }
 
-fn parse(frame: &Frame) -> Result<Request, tally_client::wire::FrameError> {
+/// Decodes and validates a complete frame's request.
+pub(crate) fn parse(frame: &Frame) -> Result<Request, tally_client::wire::FrameError> {
     Ok(match frame.op {
         Operation::Hello => {
             let _: HelloRequest = frame.decode_body()?;
@@ -193,70 +189,8 @@ fn parse(frame: &Frame) -> Result<Request, tally_client::wire::FrameError> {
     })
 }
 
-/// Serves one client connection whose first bytes (`prefix`) were already read.
-pub async fn serve(stream: TcpStream, prefix: Vec<u8>, node: Arc<Node>) {
-    let _ = stream.set_nodelay(true);
-    let (mut reader, mut writer) = stream.into_split();
-    let (responses, mut outgoing) = mpsc::channel::<BytesMut>(IN_FLIGHT_MAX);
-    let writer_task = tokio::spawn(async move {
-        while let Some(bytes) = outgoing.recv().await {
-            if writer.write_all(&bytes).await.is_err() {
-                return;
-            }
-        }
-        let _ = writer.shutdown().await;
-    });
-    let in_flight = Arc::new(Semaphore::new(IN_FLIGHT_MAX));
-    let mut buffer = BytesMut::with_capacity(64 * 1024);
-    buffer.extend_from_slice(&prefix);
-    let mut decoder = FrameDecoder::new();
-    'connection: loop {
-        loop {
-            match decoder.decode(&mut buffer) {
-                Ok(Some(frame)) => {
-                    let request = match parse(&frame) {
-                        Ok(request) => request,
-                        Err(error) => {
-                            let mut out = BytesMut::new();
-                            Failure::new(error.error_code(), error.to_string())
-                                .encode(frame.request_id, &mut out);
-                            let _ = responses.send(out).await;
-                            break 'connection;
-                        }
-                    };
-                    let Ok(permit) = in_flight.clone().acquire_owned().await else {
-                        break 'connection;
-                    };
-                    let node = node.clone();
-                    let responses = responses.clone();
-                    let request_id = frame.request_id;
-                    tokio::spawn(async move {
-                        let out = handle(&node, request_id, request).await;
-                        let _ = responses.send(out).await;
-                        drop(permit);
-                    });
-                }
-                Ok(None) => break,
-                Err(error) => {
-                    tracing::debug!(%error, "malformed frame; closing the connection");
-                    let mut out = BytesMut::new();
-                    Failure::new(error.error_code(), error.to_string()).encode(0, &mut out);
-                    let _ = responses.send(out).await;
-                    break 'connection;
-                }
-            }
-        }
-        match reader.read_buf(&mut buffer).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-    }
-    drop(responses);
-    // Requests still running hold clones of the channel; the writer ends when they are done.
-    let _ = writer_task.await;
-}
-
-async fn handle(node: &Node, request_id: u64, request: Request) -> BytesMut {
+/// Answers one request (the encoded response or error frame).
+pub(crate) async fn handle(node: &Node, request_id: u64, request: Request) -> BytesMut {
     let mut out = BytesMut::new();
     if !node.ready.load(Ordering::Relaxed) && !matches!(request, Request::Hello | Request::Ping) {
         Failure::new(

@@ -519,7 +519,7 @@ impl FrameDecoder {
     }
 
     /// Splits the next complete frame off the front of `buf`. Returns `Ok(None)` while more
-    /// bytes are needed (leaving `buf` as it is, apart from reserved capacity), and an error,
+    /// bytes are needed (leaving `buf` as it is), and an error,
     /// after which the decoder is poisoned, on the first invalid byte it can detect.
     pub fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Frame>, FrameError> {
         if self.poisoned {
@@ -551,7 +551,8 @@ impl FrameDecoder {
         };
         let frame_size = HEADER_SIZE + header.body_size as usize;
         if buf.len() < frame_size {
-            buf.reserve(frame_size - buf.len());
+            // Nothing reserved for the announced body: the caller's buffer grows as its bytes
+            // arrive, so a header alone never makes a reader hold the body's size.
             return Ok(None);
         }
         self.header = None;
