@@ -14,17 +14,24 @@
 //! What a failed attempt means, and what happens next:
 //! - no connection could be opened: nothing was sent; back off and retry;
 //! - no answer in time, the connection died, or a `timeout`/`internal` error: the request
-//!   *may* have been applied; back off and retry. A connection that delivered nothing at all
-//!   while the request waited is presumed dead and replaced;
+//!   *may* have been applied; back off and retry, elsewhere first (the node that failed goes
+//!   last). A connection that delivers nothing while requests wait is pinged, and presumed
+//!   dead (a paused or cut-off node) when the ping goes unanswered for `liveness_timeout`
+//!   (`connection.rs`); a `timeout` naming the new leader (from a leader that stepped down) is
+//!   retried there at once;
 //! - `not_leader`: reconnect to the hint at once (or elsewhere, after a pause, without one);
+//! - `unavailable`: nothing was applied; try the other nodes first;
 //! - `overloaded`: wait `retry_after_ms` (or back off), then retry;
 //! - a response that breaks the protocol (wrong operation, undecodable body, a result count
 //!   different from the event count): the connection is replaced and the request retried;
 //! - any other error code (`malformed`, `unsupported_version`, `cross_partition`, unknown):
 //!   final, [`ClientError::Rejected`].
 //!
-//! When the attempts run out the call reports [`ClientError::Indeterminate`] if any attempt
-//! may have been applied, else [`ClientError::Rejected`] with the last refusal, else
+//! Attempts go on until one gets a definite answer, `retry_deadline` has passed since the
+//! first, or `retries_max` attempts were made — the deadline is long enough by default to
+//! cover an election and the new leader's first commit, so a failover does not reach the
+//! caller. Then the call reports [`ClientError::Indeterminate`] if any attempt may have been
+//! applied, else [`ClientError::Rejected`] with the last refusal, else
 //! [`ClientError::Connect`]: indeterminate is never reported while a definite answer exists.
 //!
 //! Batches: [`Client::create_transfers`] sends its whole vector as one request, split only
@@ -63,8 +70,9 @@ use crate::wire::{
     BATCH_EVENTS_MAX, HISTORY_ENTRIES_MAX, MEMO_SIZE_MAX, SERIES_POINTS_MAX,
 };
 
-/// Longest pause between two attempts, however many attempts have failed.
-pub const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Longest pause between two attempts, however many attempts have failed (short: during a
+/// failover the next attempt should find the new leader soon after it is elected).
+pub const RETRY_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// Longest `retry_after_ms` honoured; a larger value from the server is cut to this.
 pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(10);
@@ -86,8 +94,13 @@ pub struct ClientOptions {
     /// How long one attempt waits for its answer (and one connection attempt for its
     /// handshake) before it counts as failed.
     pub request_timeout: Duration,
+    /// How long a request is retried, from its first attempt, before the call gives up.
+    pub retry_deadline: Duration,
     /// Attempts per request, the first included; at least 1, at most [`ATTEMPTS_MAX`].
     pub retries_max: u32,
+    /// How long a connection may deliver nothing while requests wait on it, and then leave
+    /// a ping unanswered, before it is presumed dead and its requests retried elsewhere.
+    pub liveness_timeout: Duration,
     /// Pause after the first failed attempt; it doubles with each further failure, up to
     /// [`RETRY_BACKOFF_MAX`], with random jitter of up to half.
     pub retry_backoff: Duration,
@@ -106,7 +119,9 @@ impl Default for ClientOptions {
     fn default() -> ClientOptions {
         ClientOptions {
             request_timeout: Duration::from_secs(5),
-            retries_max: 6,
+            retry_deadline: Duration::from_secs(20),
+            retries_max: 200,
+            liveness_timeout: Duration::from_millis(750),
             retry_backoff: Duration::from_millis(50),
             batch_size_max: BATCH_EVENTS_MAX,
             batch_delay: Duration::ZERO,
@@ -120,6 +135,9 @@ impl ClientOptions {
         let invalid = |what: String| Err(ClientError::Invalid(what));
         if self.request_timeout.is_zero() {
             return invalid("request_timeout must not be zero".into());
+        }
+        if self.liveness_timeout.is_zero() {
+            return invalid("liveness_timeout must not be zero".into());
         }
         if !(1..=ATTEMPTS_MAX).contains(&self.retries_max) {
             return invalid(format!(
@@ -196,7 +214,11 @@ impl Client {
             )));
         }
         let core = Arc::new(Core {
-            router: Router::new(addresses.to_vec(), options.request_timeout),
+            router: Router::new(
+                addresses.to_vec(),
+                options.request_timeout,
+                options.liveness_timeout,
+            ),
             in_flight: Semaphore::new(options.in_flight_max),
             options,
         });
@@ -506,12 +528,18 @@ impl Core {
             .await
             .map_err(|_| ClientError::Closed)?;
         let attempts = self.options.retries_max;
+        let give_up = tokio::time::Instant::now() + self.options.retry_deadline;
         let mut maybe_applied = false;
         let mut refusal: Option<ServerError> = None;
         let mut last = String::from("no attempt made");
         let mut pause = Duration::ZERO;
         let mut redirects = 0u32;
+        let mut made = 0;
         for attempt in 1..=attempts {
+            if attempt > 1 && tokio::time::Instant::now() + pause >= give_up {
+                break;
+            }
+            made = attempt;
             if !pause.is_zero() {
                 tokio::time::sleep(pause).await;
             }
@@ -538,7 +566,7 @@ impl Core {
                 Err(e) => {
                     // Not queued, so not sent: this attempt cannot have been applied.
                     last = format!("send to {}: {e}", connection.address());
-                    self.router.reset(&connection, &e);
+                    self.router.reset(&connection, &e).await;
                     continue;
                 }
             };
@@ -554,20 +582,23 @@ impl Core {
                     );
                     if connection.frames_received() == progress {
                         self.router
-                            .reset(&connection, "no traffic while a request waited");
+                            .reset(&connection, "no traffic while a request waited")
+                            .await;
                     }
                     continue;
                 }
                 Ok(Err(_)) => {
                     maybe_applied = true;
                     last = format!("connection to {} lost", connection.address());
-                    self.router.reset(&connection, &last);
+                    self.router.reset(&connection, &last).await;
+                    pause = Duration::ZERO;
                     continue;
                 }
                 Ok(Ok(Err(reason))) => {
                     maybe_applied = true;
                     last = format!("connection to {} lost: {reason}", connection.address());
-                    self.router.reset(&connection, &last);
+                    self.router.reset(&connection, &last).await;
+                    pause = Duration::ZERO;
                     continue;
                 }
                 Ok(Ok(Ok(frame))) => frame,
@@ -597,7 +628,7 @@ impl Core {
                         "protocol violation by {}: {violation}",
                         connection.address()
                     );
-                    self.router.reset(&connection, &last);
+                    self.router.reset(&connection, &last).await;
                     continue;
                 }
             };
@@ -631,12 +662,26 @@ impl Core {
                     }
                     refusal = Some(error);
                 }
+                ErrorCode::Timeout if error.leader_hint.is_some() => {
+                    // A leader that stepped down: the proposal may commit under the new one.
+                    maybe_applied = true;
+                    redirects += 1;
+                    if redirects == 1 {
+                        pause = Duration::ZERO;
+                    }
+                    self.router
+                        .follow(&connection, error.leader_hint.clone())
+                        .await;
+                }
                 ErrorCode::Timeout | ErrorCode::Internal => maybe_applied = true,
                 _ => return Err(ClientError::Rejected(error)),
             }
         }
         Err(if maybe_applied {
-            ClientError::Indeterminate { attempts, last }
+            ClientError::Indeterminate {
+                attempts: made,
+                last,
+            }
         } else if let Some(error) = refusal {
             ClientError::Rejected(error)
         } else {

@@ -15,8 +15,13 @@
 //! registered afterwards fails at once, so no caller waits on a dead connection. Dropping the
 //! last handle to a [`Connection`] stops both tasks.
 //!
-//! Deliberate omissions: no keep-alive pings (a stuck connection is detected by the caller's
-//! request timeout, see `client.rs`), no TLS.
+//! Liveness: while requests wait on a connection and it delivers nothing, a watcher pings the
+//! node; if the ping goes unanswered for `liveness_timeout` too, the connection is closed as
+//! dead and its requests fail at once, so that callers retry elsewhere. A paused process whose
+//! kernel still accepts and acknowledges TCP is thus found out in about two liveness timeouts
+//! instead of a whole request timeout; a busy node answers pings (they need no partition).
+//!
+//! Deliberate omissions: no TLS.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -159,6 +164,7 @@ impl Connection {
     pub(crate) async fn open(
         address: &str,
         timeout: Duration,
+        liveness: Duration,
     ) -> Result<(Arc<Connection>, ClusterInfo), String> {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
             .await
@@ -174,7 +180,12 @@ impl Connection {
         let (outgoing, outgoing_rx) = mpsc::channel(OUTGOING_QUEUE_MAX);
         let (shutdown, shutdown_rx) = watch::channel(false);
         tokio::spawn(read_loop(read, shared.clone(), shutdown_rx.clone()));
-        tokio::spawn(write_loop(write, outgoing_rx, shared.clone(), shutdown_rx));
+        tokio::spawn(write_loop(
+            write,
+            outgoing_rx,
+            shared.clone(),
+            shutdown_rx.clone(),
+        ));
         let connection = Arc::new(Connection {
             address: address.to_owned(),
             outgoing,
@@ -213,6 +224,11 @@ impl Connection {
         if partitions == 0 || partitions > PARTITIONS_MAX {
             return Err(format!("hello reports {partitions} partitions"));
         }
+        tokio::spawn(watch_liveness(
+            Arc::downgrade(&connection),
+            liveness,
+            shutdown_rx,
+        ));
         Ok((connection, info))
     }
 
@@ -331,6 +347,55 @@ fn deliver(shared: &Shared, frame: Frame) -> Result<(), String> {
         let _ = reply.send(Ok(frame));
     }
     Ok(())
+}
+
+/// Pings the node when requests wait and nothing arrives; closes the connection when the
+/// ping goes unanswered for `liveness` (see the module documentation).
+async fn watch_liveness(
+    connection: std::sync::Weak<Connection>,
+    liveness: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let ping = match EncodedRequest::new(&crate::wire::messages::PingRequest {}) {
+        Ok(ping) => ping,
+        Err(_) => return,
+    };
+    let mut seen = 0;
+    let mut pinged: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(liveness / 2) => {}
+            _ = shutdown.changed() => return,
+        }
+        let Some(connection) = connection.upgrade() else {
+            return;
+        };
+        let received = connection.frames_received();
+        let waiting = !connection.shared.lock().replies.is_empty();
+        if received != seen || !waiting {
+            seen = received;
+            pinged = None;
+            continue;
+        }
+        match pinged {
+            None => {
+                // The answer has no slot: the reader drops it, having counted a frame.
+                if let Ok(sent) = connection.send(&ping, None).await {
+                    connection.forget(sent.request_id);
+                }
+                pinged = Some(tokio::time::Instant::now());
+            }
+            Some(at) if at.elapsed() >= liveness => {
+                connection.close(&format!(
+                    "{} answered nothing, not even a ping, for {:?}: presumed paused or cut off",
+                    connection.address,
+                    liveness + liveness / 2
+                ));
+                return;
+            }
+            Some(_) => {}
+        }
+    }
 }
 
 async fn write_loop(

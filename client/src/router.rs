@@ -45,11 +45,16 @@ pub(crate) struct Router {
     current: Mutex<Option<Arc<Connection>>>,
     state: tokio::sync::Mutex<RouterState>,
     connect_timeout: Duration,
+    liveness_timeout: Duration,
     partition_count: AtomicU32,
 }
 
 impl Router {
-    pub(crate) fn new(seeds: Vec<String>, connect_timeout: Duration) -> Router {
+    pub(crate) fn new(
+        seeds: Vec<String>,
+        connect_timeout: Duration,
+        liveness_timeout: Duration,
+    ) -> Router {
         Router {
             current: Mutex::new(None),
             state: tokio::sync::Mutex::new(RouterState {
@@ -60,6 +65,7 @@ impl Router {
                 cluster: None,
             }),
             connect_timeout,
+            liveness_timeout,
             partition_count: AtomicU32::new(0),
         }
     }
@@ -81,7 +87,7 @@ impl Router {
         }
         let mut errors = Vec::new();
         for address in candidates(&state) {
-            match Connection::open(&address, self.connect_timeout).await {
+            match Connection::open(&address, self.connect_timeout, self.liveness_timeout).await {
                 Ok((connection, info)) => {
                     self.learn(&mut state, info);
                     state.preferred = Some(address);
@@ -115,8 +121,20 @@ impl Router {
         self.learn(&mut state, info);
     }
 
-    /// Closes `connection` (if it is still the current one) so the next request reconnects.
-    pub(crate) fn reset(&self, connection: &Arc<Connection>, reason: &str) {
+    /// Closes `connection` (if it is still the current one) so the next request reconnects,
+    /// to the other nodes first: a node that failed (paused, cut off, dead) goes last.
+    pub(crate) async fn reset(&self, connection: &Arc<Connection>, reason: &str) {
+        {
+            let mut state = self.state.lock().await;
+            if state.preferred.as_deref() == Some(connection.address()) {
+                state.preferred = None;
+            }
+            state.demoted = Some(connection.address().to_owned());
+        }
+        self.drop_current(connection, reason);
+    }
+
+    fn drop_current(&self, connection: &Arc<Connection>, reason: &str) {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
         if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, connection)) {
             *current = None;
@@ -144,7 +162,7 @@ impl Router {
                 state.demoted = Some(connection.address().to_owned());
             }
         }
-        self.reset(connection, "the node is not the leader");
+        self.drop_current(connection, "the node is not the leader");
     }
 
     /// The cluster's partition count, from the latest `Hello` (zero before the first).

@@ -110,6 +110,10 @@ impl Failure {
             PartitionError::TimedOut | PartitionError::Dropped => {
                 Failure::new(ErrorCode::Timeout, error.to_string())
             }
+            PartitionError::LeaderLost { leader } => Failure {
+                leader_hint: node.address_of(leader),
+                ..Failure::new(ErrorCode::Timeout, error.to_string())
+            },
             PartitionError::Invalid(message) => Failure::new(ErrorCode::Malformed, message),
             PartitionError::Stopped => Failure::new(ErrorCode::Internal, "partition stopped"),
         }

@@ -68,6 +68,13 @@ pub enum PartitionError {
     /// No answer in time: it may or may not have applied. Retry with the same ids.
     #[error("timed out")]
     TimedOut,
+    /// This replica stopped leading while the proposal waited: it may still be committed by
+    /// the new leader (`leader`, 0: unknown). Retry there with the same ids.
+    #[error("leadership lost while waiting (new leader: {leader})")]
+    LeaderLost {
+        /// Node id of the new leader, or 0.
+        leader: u64,
+    },
     /// The partition's inbox is full.
     #[error("overloaded")]
     Overloaded,
@@ -366,6 +373,7 @@ pub fn run(
     let mut confirmed: Vec<(u64, u64)> = Vec::new(); // (read index, read id)
     let mut next_read_id = 0u64;
     let mut next_tick = Instant::now() + tick;
+    let mut was_leader = false;
     let mut outbox = Vec::new();
     let mut applied: Vec<Applied> = Vec::new();
     let mut ready_reads: Vec<ReadReady> = Vec::new();
@@ -508,6 +516,27 @@ pub fn run(
                 }
             }
         }
+        // A leader that stepped down answers what waits at once (clients go to the new one)
+        // rather than letting it time out.
+        if was_leader && !replica.is_leader() {
+            let leader = replica.leader_id();
+            tracing::info!(
+                partition,
+                leader,
+                waiting = proposals.len() + reads.len(),
+                "stepped down; answering what waited"
+            );
+            for (_, waiting) in std::mem::take(&mut proposals) {
+                let _ = waiting
+                    .reply
+                    .send(Err(PartitionError::LeaderLost { leader }));
+            }
+            for (_, (_, _, reply)) in std::mem::take(&mut reads) {
+                let _ = reply.send(Err(PartitionError::NotLeader { leader }));
+            }
+            confirmed.clear();
+        }
+        was_leader = replica.is_leader();
         // Process every Ready this turn produced.
         loop {
             replica.handle_ready(&mut outbox, &mut applied, &mut ready_reads)?;

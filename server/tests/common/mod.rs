@@ -268,35 +268,35 @@ impl Cluster {
 }
 
 impl Cluster {
-    /// Waits until every partition has a leader that answers (at most 30 s).
+    /// Waits until every partition has a leader that answers (at most 30 s); for tests
+    /// without a runtime of their own.
     pub fn wait_for_leaders(&self) {
-        let addresses = self.live();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
-        runtime.block_on(async {
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                let options = tally_client::ClientOptions::default();
-                if let Ok(client) = tally_client::Client::connect(&addresses, options).await {
-                    if let Ok(info) = client.cluster_info().await {
-                        let all = info.leaders.len() == info.partition_count as usize
-                            && info.leaders.iter().all(|l| l.address.is_some());
-                        // A lookup goes through ReadIndex: the leaders have committed.
-                        if all
-                            && client
-                                .lookup_accounts(vec![tally_client::AccountId(1)])
-                                .await
-                                .is_ok()
-                        {
-                            return;
-                        }
+        runtime.block_on(self.leaders_ready());
+    }
+
+    /// Waits until every partition has a leader that answers (at most 30 s).
+    pub async fn leaders_ready(&self) {
+        let addresses = self.live();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let options = tally_client::ClientOptions::default();
+            if let Ok(client) = tally_client::Client::connect(&addresses, options).await {
+                if let Ok(info) = client.cluster_info().await {
+                    let all = info.leaders.len() == info.partition_count as usize
+                        && info.leaders.iter().all(|l| l.address.is_some());
+                    // A lookup goes through ReadIndex: the leaders have committed.
+                    let lookup = client.lookup_accounts(vec![tally_client::AccountId(1)]);
+                    if all && lookup.await.is_ok() {
+                        return;
                     }
                 }
-                assert!(Instant::now() < deadline, "no leaders within 30 s");
-                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-        });
+            assert!(Instant::now() < deadline, "no leaders within 30 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
