@@ -236,6 +236,8 @@ mod tests {
                 address: Some("c:1".into()),
             }],
             server_version: String::new(),
+            replicas: Vec::new(),
+            uptime_ms: 0,
         });
         assert_eq!(candidates(&s), ["c:1", "a:1", "b:1", "d:1"]);
         s.preferred = Some("d:1".into());

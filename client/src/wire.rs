@@ -51,8 +51,8 @@ pub use frame::{
 pub use types::{
     partition_of, Account, AccountFlags, AccountId, BalancePoint, Balances, ClusterInfo, Flows,
     FlowsQuery, HistoryEntry, HistoryPage, HistoryQuery, LedgerId, NewAccount, NewLedger,
-    NewTransfer, PartitionId, PartitionLeader, SeriesQuery, ServerError, Timestamp, Transfer,
-    TransferFlags, TransferId, TransferOutcome,
+    NewTransfer, PartitionId, PartitionLeader, ReplicaStatus, SeriesQuery, ServerError, Timestamp,
+    Transfer, TransferFlags, TransferId, TransferOutcome,
 };
 
 /// The first four bytes of every frame. They never change between protocol versions, so a

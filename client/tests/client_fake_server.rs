@@ -149,6 +149,7 @@ impl FakeNode {
                     partition_count: PARTITIONS,
                     leaders: Vec::new(),
                     server_version: "fake".into(),
+                    ..HelloResponse::default()
                 };
                 let _ = tx.send(encode(id, &response));
                 return true;

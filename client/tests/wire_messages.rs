@@ -104,6 +104,18 @@ fn hello_and_ping() {
             },
         ],
         server_version: "tally 0.1.0".into(),
+        replicas: vec![ReplicaStatus {
+            partition: PartitionId(1),
+            term: 7,
+            leader: 2,
+            last_index: 90,
+            commit_index: 88,
+            applied_index: 87,
+            digest: u128::MAX - 5,
+            recovering: true,
+            queue_depth: 3,
+        }],
+        uptime_ms: 12_345,
     };
     let response = round_trip(1, &HelloResponse::from(&info));
     assert_eq!(response.to_cluster_info(), info);

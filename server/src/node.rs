@@ -231,6 +231,8 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
         directory: directory.clone(),
         ready: ready.clone(),
         connections: crate::connection::Connections::default(),
+        local: local.clone(),
+        started: std::time::Instant::now(),
     });
     let (fail, failed) = watch::channel(None);
     let fail = Arc::new(fail);

@@ -106,6 +106,8 @@ struct PartitionBoard {
     term: AtomicU64,
     last_index: AtomicU64,
     state: AtomicU8,
+    /// The rest of what `tally status` shows, taken together.
+    status: Mutex<Option<tally_client::wire::ReplicaStatus>>,
 }
 
 fn state_code(state: ReplicaState) -> u8 {
@@ -136,6 +138,26 @@ impl LocalState {
         board.term.store(term, Ordering::Relaxed);
         board.last_index.store(last_index, Ordering::Relaxed);
         board.state.store(state_code(state), Ordering::Relaxed);
+    }
+
+    /// Records a partition's full status (the worker, once per turn).
+    pub fn publish_status(&self, status: tally_client::wire::ReplicaStatus) {
+        let board = &self.partitions[status.partition.0 as usize];
+        *board.status.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+    }
+
+    /// Every partition's status, for those whose replica runs.
+    pub fn statuses(&self) -> Vec<tally_client::wire::ReplicaStatus> {
+        self.partitions
+            .iter()
+            .filter_map(|board| {
+                board
+                    .status
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone()
+            })
+            .collect()
     }
 
     /// The reply to a probe with `nonce`.

@@ -1,10 +1,10 @@
 //! Client requests: a complete frame parsed, routed to partitions, answered.
 //!
-//! `connection.rs` reads each connection and hands every complete frame to [`parse`]: the
+//! `connection.rs` reads each connection and hands every complete frame to `parse`: the
 //! frame is checked (header, checksum, body, limits) before anything else happens; a frame
 //! that fails gets an `Error` frame and the connection is closed — the server goes on serving
 //! everyone else, and nothing of the bad frame reached any partition. A good request is handled
-//! ([`handle`]) in its own task, so a client may pipeline many requests on one connection;
+//! (`handle`) in its own task, so a client may pipeline many requests on one connection;
 //! responses carry the request id and may return in any order.
 //!
 //! Routing: an account belongs to `partition_of(id, P)`; a transfer to its debit account's
@@ -50,6 +50,10 @@ pub struct Node {
     pub ready: Arc<AtomicBool>,
     /// The open client connections.
     pub connections: crate::connection::Connections,
+    /// What this node's replicas report (probes and status).
+    pub local: Arc<crate::recovery::LocalState>,
+    /// When the node started.
+    pub started: std::time::Instant,
 }
 
 impl Node {
@@ -266,6 +270,8 @@ fn hello(node: &Node) -> HelloResponse {
             })
             .collect(),
         server_version: env!("CARGO_PKG_VERSION").to_string(),
+        replicas: node.local.statuses(),
+        uptime_ms: node.started.elapsed().as_millis() as u64,
     };
     HelloResponse::from(&info)
 }

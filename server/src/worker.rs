@@ -392,6 +392,23 @@ pub fn run(
                 ReplicaState::Normal
             },
         );
+        shared
+            .local
+            .publish_status(tally_client::wire::ReplicaStatus {
+                partition: tally_client::wire::PartitionId(partition),
+                term: replica.term(),
+                leader: if replica.is_leader() {
+                    replica.node_id()
+                } else {
+                    replica.leader_id()
+                },
+                last_index: replica.last_index(),
+                commit_index: replica.commit_index(),
+                applied_index: replica.partition().applied_index().0,
+                digest: replica.partition().digest(),
+                recovering: replica.is_recovering(),
+                queue_depth: inboxes.clients.len() as u32,
+            });
         // Wait for the first input of either kind, or the next tick.
         let mut first_client = None;
         crossbeam_channel::select! {

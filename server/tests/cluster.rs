@@ -6,7 +6,8 @@
 //! Afterwards every transfer that was ever attempted is looked up: each acknowledged one must
 //! be present with the acknowledged outcome, and every account's balances must equal the
 //! sum of the transfers present — so nothing acknowledged was lost and nothing was applied
-//! twice. Debits equal credits over all accounts.
+//! twice. Debits equal credits over all accounts, and the live nodes report replicas with
+//! the same applied index and state digest.
 
 mod common;
 
@@ -302,6 +303,38 @@ async fn leader_crash_loses_nothing_acknowledged() {
         credits += account.balances.credits_posted;
     }
     assert_eq!(debits, credits, "money created or destroyed");
+
+    // Each live node reports its own replicas in Hello: both partitions, none recovering,
+    // and (once the followers have applied what was committed) the same applied index and
+    // digest on every node.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut reports = Vec::new();
+        for node in cluster.live() {
+            let one = Client::connect(std::slice::from_ref(&node), ClientOptions::default())
+                .await
+                .expect("connect to one node");
+            let info = one.cluster_info().await.expect("hello");
+            assert!(info.uptime_ms > 0, "{node} reports no uptime");
+            assert_eq!(info.replicas.len(), 2, "{node}: {:?}", info.replicas);
+            reports.push(info.replicas);
+        }
+        let agreed = (0..2).all(|p| {
+            reports.iter().all(|r| {
+                !r[p].recovering
+                    && r[p].applied_index == reports[0][p].applied_index
+                    && r[p].digest == reports[0][p].digest
+            })
+        });
+        if agreed {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replicas never agreed: {reports:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     eprintln!(
         "attempted {}, acknowledged {}, present {}",
         attempts.len(),

@@ -29,8 +29,8 @@ use super::frame::{Body, FrameError, Operation, RepeatedLimit};
 use super::types::{
     Account, AccountFlags, AccountId, BalancePoint, Balances, ClusterInfo, Flows, FlowsQuery,
     HistoryEntry, HistoryPage, HistoryQuery, LedgerId, NewAccount, NewLedger, NewTransfer,
-    PartitionId, PartitionLeader, SeriesQuery, ServerError, Timestamp, Transfer, TransferFlags,
-    TransferId, TransferOutcome,
+    PartitionId, PartitionLeader, ReplicaStatus, SeriesQuery, ServerError, Timestamp, Transfer,
+    TransferFlags, TransferId, TransferOutcome,
 };
 use super::{
     ADDRESS_SIZE_MAX, BATCH_EVENTS_MAX, HISTORY_ENTRIES_MAX, MEMO_SIZE_MAX, PARTITIONS_MAX,
@@ -758,6 +758,74 @@ impl From<&WirePartitionLeader> for PartitionLeader {
     }
 }
 
+/// One replica's status, as its node reports it.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct WireReplicaStatus {
+    /// The partition.
+    #[prost(uint32, tag = "1")]
+    pub partition: u32,
+    /// Current term.
+    #[prost(uint64, tag = "2")]
+    pub term: u64,
+    /// The leader it follows (0: none known).
+    #[prost(uint64, tag = "3")]
+    pub leader: u64,
+    /// Last log index.
+    #[prost(uint64, tag = "4")]
+    pub last_index: u64,
+    /// Commit index.
+    #[prost(uint64, tag = "5")]
+    pub commit_index: u64,
+    /// Applied index.
+    #[prost(uint64, tag = "6")]
+    pub applied_index: u64,
+    /// State digest, low 64 bits.
+    #[prost(fixed64, tag = "7")]
+    pub digest_low: u64,
+    /// State digest, high 64 bits.
+    #[prost(fixed64, tag = "8")]
+    pub digest_high: u64,
+    /// Recovering lost data.
+    #[prost(bool, tag = "9")]
+    pub recovering: bool,
+    /// Client requests in its inbox.
+    #[prost(uint32, tag = "10")]
+    pub queue_depth: u32,
+}
+
+impl From<&ReplicaStatus> for WireReplicaStatus {
+    fn from(r: &ReplicaStatus) -> WireReplicaStatus {
+        WireReplicaStatus {
+            partition: r.partition.0,
+            term: r.term,
+            leader: r.leader,
+            last_index: r.last_index,
+            commit_index: r.commit_index,
+            applied_index: r.applied_index,
+            digest_low: r.digest as u64,
+            digest_high: (r.digest >> 64) as u64,
+            recovering: r.recovering,
+            queue_depth: r.queue_depth,
+        }
+    }
+}
+
+impl From<&WireReplicaStatus> for ReplicaStatus {
+    fn from(w: &WireReplicaStatus) -> ReplicaStatus {
+        ReplicaStatus {
+            partition: PartitionId(w.partition),
+            term: w.term,
+            leader: w.leader,
+            last_index: w.last_index,
+            commit_index: w.commit_index,
+            applied_index: w.applied_index,
+            digest: u128::from(w.digest_high) << 64 | u128::from(w.digest_low),
+            recovering: w.recovering,
+            queue_depth: w.queue_depth,
+        }
+    }
+}
+
 fn collect<'a, W: 'a, T>(wire: impl IntoIterator<Item = &'a W>) -> Result<Vec<T>, FrameError>
 where
     T: TryFrom<&'a W, Error = FrameError>,
@@ -800,15 +868,24 @@ pub struct HelloResponse {
     /// The server's software version.
     #[prost(string, tag = "4")]
     pub server_version: String,
+    /// The answering node's own replica of each partition.
+    #[prost(message, repeated, tag = "5")]
+    pub replicas: Vec<WireReplicaStatus>,
+    /// How long the answering node has run, in milliseconds.
+    #[prost(uint64, tag = "6")]
+    pub uptime_ms: u64,
 }
 
 impl Body for HelloResponse {
     const OPERATION: Operation = Operation::HelloResponse;
-    const REPEATED_LIMITS: &'static [RepeatedLimit] =
-        &[limit(3, PARTITIONS_MAX, false, "hello.leaders")];
+    const REPEATED_LIMITS: &'static [RepeatedLimit] = &[
+        limit(3, PARTITIONS_MAX, false, "hello.leaders"),
+        limit(5, PARTITIONS_MAX, false, "hello.replicas"),
+    ];
 
     fn validate(&self) -> Result<(), FrameError> {
         check_count(self.leaders.len(), PARTITIONS_MAX, "hello.leaders")?;
+        check_count(self.replicas.len(), PARTITIONS_MAX, "hello.replicas")?;
         for leader in &self.leaders {
             check_size(leader.address.len(), ADDRESS_SIZE_MAX, "leader.address")?;
         }
@@ -823,6 +900,8 @@ impl From<&ClusterInfo> for HelloResponse {
             partition_count: c.partition_count,
             leaders: c.leaders.iter().map(WirePartitionLeader::from).collect(),
             server_version: c.server_version.clone(),
+            replicas: c.replicas.iter().map(WireReplicaStatus::from).collect(),
+            uptime_ms: c.uptime_ms,
         }
     }
 }
@@ -835,6 +914,8 @@ impl HelloResponse {
             partition_count: self.partition_count,
             leaders: self.leaders.iter().map(PartitionLeader::from).collect(),
             server_version: self.server_version.clone(),
+            replicas: self.replicas.iter().map(ReplicaStatus::from).collect(),
+            uptime_ms: self.uptime_ms,
         }
     }
 }

@@ -398,6 +398,34 @@ pub struct ClusterInfo {
     pub leaders: Vec<PartitionLeader>,
     /// The server's software version.
     pub server_version: String,
+    /// The answering node's own replica of each partition (empty from older servers).
+    pub replicas: Vec<ReplicaStatus>,
+    /// How long the answering node has been running, in milliseconds.
+    pub uptime_ms: u64,
+}
+
+/// How one node's replica of one partition stands, as that node reports it (not a
+/// linearizable read: a snapshot of the node's own state).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaStatus {
+    /// The partition.
+    pub partition: PartitionId,
+    /// The replica's current term.
+    pub term: u64,
+    /// The leader it follows (its own id when it leads; 0 when none is known).
+    pub leader: u64,
+    /// The last index in its log.
+    pub last_index: u64,
+    /// Its commit index.
+    pub commit_index: u64,
+    /// The last index its state machine applied.
+    pub applied_index: u64,
+    /// The state digest at `applied_index`: replicas at the same applied index have the same.
+    pub digest: u128,
+    /// Whether it is recovering lost data (it takes no part in elections meanwhile).
+    pub recovering: bool,
+    /// Client requests waiting in its inbox.
+    pub queue_depth: u32,
 }
 
 /// An `Error` frame's contents.
