@@ -120,6 +120,42 @@ pub struct NodeConfig {
     /// Largest log segment file, in bytes (4 KiB to 1 GiB); the next record goes to a new one.
     #[serde(default = "default_segment_size_max")]
     pub segment_size_max: u64,
+    /// Bugs planted on purpose, so that a chaos harness can prove it notices them (only from
+    /// the hidden `--unsafe-bug` flag; never in a config file).
+    #[serde(skip)]
+    pub unsafe_bugs: Vec<UnsafeBug>,
+}
+
+/// A bug `tally start --unsafe-bug NAME` plants (see [`NodeConfig::unsafe_bugs`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnsafeBug {
+    /// Never fsync the log.
+    SkipFsync,
+    /// Apply (and answer) entries when appended, before they are committed.
+    ApplyBeforeCommit,
+    /// Never persist term and vote.
+    SkipVote,
+    /// Serve reads on the leader's lease, without confirming leadership.
+    LeaseReads,
+}
+
+impl std::str::FromStr for UnsafeBug {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<UnsafeBug, String> {
+        Ok(match name {
+            "skip-fsync" => UnsafeBug::SkipFsync,
+            "apply-before-commit" => UnsafeBug::ApplyBeforeCommit,
+            "skip-vote" => UnsafeBug::SkipVote,
+            "lease-reads" => UnsafeBug::LeaseReads,
+            other => {
+                return Err(format!(
+                    "unknown bug {other:?}: skip-fsync, apply-before-commit, skip-vote or \
+                     lease-reads"
+                ))
+            }
+        })
+    }
 }
 
 /// TOML table keys are strings: `[peers]` maps `"1" = "127.0.0.2:7000"`.
@@ -183,6 +219,7 @@ impl NodeConfig {
             connections_max: default_connections_max(),
             transfers_memory_max: default_transfers_memory_max(),
             segment_size_max: default_segment_size_max(),
+            unsafe_bugs: Vec::new(),
         }
     }
 

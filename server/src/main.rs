@@ -79,6 +79,20 @@ struct StartArgs {
     /// Largest log segment file in bytes (4096 to 1073741824; default 64 MiB).
     #[arg(long)]
     segment_size_max: Option<u64>,
+    /// Tests of test harnesses only: plant a bug (skip-fsync, apply-before-commit,
+    /// skip-vote, lease-reads), so that a chaos harness can prove it notices. Loses data.
+    #[arg(long, hide = true)]
+    unsafe_bug: Vec<tally_server::config::UnsafeBug>,
+    /// Log lines as text (coloured only on a terminal) or as JSON objects, one per line.
+    #[arg(long, value_enum, default_value = "text")]
+    log_format: LogFormat,
+}
+
+/// How `tally start` writes its log (on stderr).
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 fn main() -> ExitCode {
@@ -86,7 +100,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo { data } => demo::run(&data),
         Command::Operator(command) => cli::run(command),
-        Command::Start(args) => node_config(args).and_then(run_node),
+        Command::Start(args) => {
+            let format = args.log_format;
+            node_config(args).and_then(|config| run_node(config, format))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -130,6 +147,8 @@ fn node_config(args: StartArgs) -> Result<NodeConfig, String> {
         tick_ms,
         transfers_memory_max,
         segment_size_max,
+        unsafe_bug,
+        log_format: _,
     } = args;
     let default_address: SocketAddr = ([127, 0, 0, 1], 3000).into();
     let mut config = match &file {
@@ -165,18 +184,23 @@ fn node_config(args: StartArgs) -> Result<NodeConfig, String> {
     if let Some(max) = segment_size_max {
         config.segment_size_max = max;
     }
+    config.unsafe_bugs = unsafe_bug;
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
 }
 
-fn run_node(config: NodeConfig) -> Result<(), String> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+fn run_node(config: NodeConfig, log_format: LogFormat) -> Result<(), String> {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log_format {
+        LogFormat::Json => logs.json().init(),
+        // Colours only for a person at a terminal, never in a file.
+        LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

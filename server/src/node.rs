@@ -128,6 +128,12 @@ impl Dispatch for PeerDispatch {
 /// address cannot be bound. See the module documentation.
 pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
     config.validate().map_err(|e| e.to_string())?;
+    if !config.unsafe_bugs.is_empty() {
+        tracing::error!(
+            bugs = ?config.unsafe_bugs,
+            "UNSAFE: bugs planted on purpose (--unsafe-bug): this node loses or corrupts data"
+        );
+    }
     let secret = config.read_secret().map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| format!("cannot create {}: {e}", config.data_dir.display()))?;
@@ -448,6 +454,15 @@ fn open_replica(config: &NodeConfig, partition: u32, fresh: bool) -> Result<Repl
     replica_config.transfers_memory_max = config.transfers_memory_max;
     replica_config.background_checkpoints = true;
     replica_config.segment_size_max = config.segment_size_max;
+    for bug in &config.unsafe_bugs {
+        use crate::config::UnsafeBug;
+        match bug {
+            UnsafeBug::SkipFsync => replica_config.bug_skip_fsync = true,
+            UnsafeBug::ApplyBeforeCommit => replica_config.bug_apply_before_commit = true,
+            UnsafeBug::SkipVote => replica_config.bug_skip_vote = true,
+            UnsafeBug::LeaseReads => replica_config.bug_lease_reads = true,
+        }
+    }
     // Only a replica with peers can be rebuilt from them.
     replica_config.damage = if config.is_cluster() {
         Damage::Repair

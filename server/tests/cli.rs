@@ -330,3 +330,44 @@ fn bench_open_loop_holds_the_rate() {
     let seconds = report["seconds"].as_f64().expect("seconds");
     assert!(seconds > 0.9, "{report}");
 }
+
+#[test]
+fn start_writes_json_logs_and_names_planted_bugs() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().to_str().expect("utf-8");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["start", "--address", "127.0.0.1:0", "--data", data])
+        .args(["--log-format", "json", "--unsafe-bug", "skip-fsync"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn tally");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut line = String::new();
+    std::io::BufReader::new(stderr)
+        .read_line(&mut line)
+        .expect("a log line");
+    let _ = child.kill();
+    let _ = child.wait();
+    let entry: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+    // The first line warns, loudly, that the node loses data on purpose.
+    assert_eq!(entry["level"], "ERROR", "{line}");
+    let message = entry["fields"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("UNSAFE"), "{line}");
+    assert!(
+        entry["fields"]["bugs"].to_string().contains("SkipFsync"),
+        "{line}"
+    );
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["start", "--data", data, "--unsafe-bug", "no-such-bug"])
+        .output()
+        .expect("run tally");
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("skip-fsync, apply-before-commit"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+}
