@@ -590,6 +590,19 @@ impl Replica {
         {
             return Ok(());
         }
+        if message.get_msg_type() == MessageType::MsgTimeoutNow
+            && (message.from != self.leader_id() || message.term != self.node.raft.term)
+        {
+            // Only the leader hands its leadership over; from anyone else it would start an
+            // election that ignores the lease.
+            tracing::warn!(
+                partition = %self.config.partition,
+                from = message.from,
+                leader = self.leader_id(),
+                "peer message dropped: TimeoutNow from a node that does not lead"
+            );
+            return Ok(());
+        }
         if message.get_msg_type() == MessageType::MsgHeartbeat {
             // A leader that still remembers how far this replica's log went before it lost
             // entries sends a commit index beyond it; raft-rs would abort. What the replica

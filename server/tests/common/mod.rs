@@ -251,6 +251,26 @@ impl Cluster {
         assert!(status.success(), "kill {signal}");
     }
 
+    /// The cluster secret's file.
+    pub fn secret_file(&self) -> std::path::PathBuf {
+        self.secret.path().join("secret")
+    }
+
+    /// Whether node `i`'s process is alive (started, and not exited).
+    pub fn running(&self, i: usize) -> bool {
+        let Some(node) = &self.nodes[i] else {
+            return false;
+        };
+        std::fs::read_to_string(format!("/proc/{}/stat", node.child.id()))
+            .ok()
+            .and_then(|stat| {
+                stat.rsplit(')')
+                    .next()
+                    .map(|rest| rest.trim_start().to_string())
+            })
+            .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
+    }
+
     /// Which node has this client address.
     pub fn index_of(&self, address: &str) -> Option<usize> {
         self.addresses.iter().position(|a| a.to_string() == address)
