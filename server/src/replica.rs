@@ -435,6 +435,9 @@ impl Replica {
             max_election_tick: config.election_tick + config.election_tick_spread.max(1),
             applied,
             max_size_per_msg: 1 << 20,
+            // Apply at most this much per Ready (at least one entry), so that one turn of
+            // the worker never applies for long: ticks and heartbeats come between.
+            max_committed_size_per_ready: 1 << 20,
             max_inflight_msgs: 256,
             check_quorum: true,
             pre_vote: true,
@@ -737,6 +740,12 @@ impl Replica {
             "recovered: the log holds what the cluster committed; voting again"
         );
         Ok(())
+    }
+
+    /// Whether raft-rs has work for [`Replica::handle_ready`] (e.g. committed entries left
+    /// unapplied by the last one).
+    pub fn has_ready(&self) -> bool {
+        self.node.has_ready()
     }
 
     /// Processes one Ready, if any: persists, then appends the messages to send to `outbox`,

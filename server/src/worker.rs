@@ -45,7 +45,8 @@ use crate::transport::ReplicaState;
 
 /// How long a proposal or read may wait for its answer.
 pub const WAIT_MAX: Duration = Duration::from_secs(10);
-/// Inputs handled per loop turn before the Ready is processed.
+/// Inputs handled per loop turn before the Ready is processed (a turn also stops taking
+/// inputs after half a tick).
 const INPUTS_PER_TURN_MAX: usize = 4096;
 /// Bytes of peer messages a partition's inbox holds before new ones are dropped (Raft
 /// retransmits).
@@ -377,8 +378,16 @@ pub fn run(
     let mut outbox = Vec::new();
     let mut applied: Vec<Applied> = Vec::new();
     let mut ready_reads: Vec<ReadReady> = Vec::new();
+    // A turn stops taking client inputs, and applying, after half a tick, so that the loop
+    // comes back to ticking and to peers' messages: heartbeats go out on time under any load.
+    let budget = tick / 2;
     loop {
-        let wait = next_tick.saturating_duration_since(Instant::now());
+        // Work left from the last turn (committed entries not yet applied) goes on at once.
+        let wait = if replica.has_ready() {
+            Duration::ZERO
+        } else {
+            next_tick.saturating_duration_since(Instant::now())
+        };
         if shared.stop.load(Ordering::Relaxed) {
             return Ok(());
         }
@@ -424,6 +433,7 @@ pub fn run(
             },
             default(wait) => {}
         }
+        let turn = Instant::now();
         // Peers first: every message waiting (bounded), so heartbeats and acks are never
         // stuck behind client work.
         for _ in 0..INPUTS_PER_TURN_MAX {
@@ -480,7 +490,7 @@ pub fn run(
                     let _ = reply.send(replica.leader_id());
                 }
             }
-            if handled < INPUTS_PER_TURN_MAX {
+            if handled < INPUTS_PER_TURN_MAX && turn.elapsed() < budget {
                 input = inboxes.clients.try_recv().ok();
             }
         }
@@ -554,7 +564,8 @@ pub fn run(
             confirmed.clear();
         }
         was_leader = replica.is_leader();
-        // Process every Ready this turn produced.
+        // Process the Readies this turn produced, within the turn's budget (each applies a
+        // bounded amount, `max_committed_size_per_ready`); the next turn goes on.
         loop {
             replica.handle_ready(&mut outbox, &mut applied, &mut ready_reads)?;
             if outbox.is_empty() && applied.is_empty() && ready_reads.is_empty() {
@@ -599,6 +610,9 @@ pub fn run(
                 }
                 false
             });
+            if turn.elapsed() >= budget {
+                break;
+            }
         }
     }
 }
