@@ -5,7 +5,9 @@
 #
 # Defaults: 20 runs of 120 s on 3 nodes, every fault kind, the workloads in turn. Seeds are
 # FIRST_SEED (default 1) onwards; run directories go to runs/soak-<date>/. Exit status 1 if
-# any run was invalid, 2 if any could not be made. See jepsen/README.md.
+# any run was invalid, 2 if any could not be made. Binaries are built in CARGO_TARGET_DIR
+# (default target/): point it elsewhere to keep building in target/ during a long soak. See
+# jepsen/README.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-20}
@@ -15,6 +17,7 @@ workloads=${4:-bank,exactly-once,holds,refunds,queries}
 first=${FIRST_SEED:-1}
 nodes=${NODES:-3}
 partitions=${PARTITIONS:-1}
+target=${CARGO_TARGET_DIR:-target}
 cargo build --release -p tally-server -p tally-jepsen --quiet || exit 2
 dir=runs/soak-$(date -u +%Y%m%dT%H%M%S)
 mkdir -p "$dir"
@@ -27,7 +30,7 @@ for ((n = 0; n < runs; n++)); do
     workload=${kinds[$((n % ${#kinds[@]}))]}
     out="$dir/$seed-$workload"
     started=$(date +%s)
-    ./target/release/tally-jepsen test --nodes "$nodes" --partitions "$partitions" \
+    "$target/release/tally-jepsen" test --nodes "$nodes" --partitions "$partitions" \
         --workload "$workload" --nemesis "$nemesis" --time-limit "$seconds" --seed "$seed" \
         --out "$out" >"$out.log" 2>&1
     code=$?
