@@ -12,6 +12,7 @@
 //! Exit status: 0 every check passed, 1 a check failed, 2 the run could not be made or
 //! judged (the message says why). See `jepsen/README.md`.
 
+mod availability;
 mod checks;
 mod cluster;
 mod disk;
@@ -68,6 +69,10 @@ struct TestArgs {
     /// Seconds of workload (the heal, read-back and checks come after).
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(5..=86_400))]
     time_limit: u64,
+    /// How long each fault lasts, in seconds: `MIN-MAX` (drawn from the range) or one
+    /// number.
+    #[arg(long, default_value = "3-6", value_parser = parse_fault_seconds)]
+    fault_seconds: (u64, u64),
     /// Seed of the fault schedule and the workload (random if not given; printed).
     #[arg(long)]
     seed: Option<u64>,
@@ -287,6 +292,29 @@ fn outside(mut args: TestArgs) -> Result<ExitCode, Unmade> {
     }
 }
 
+/// `--fault-seconds`: `MIN-MAX` or `N`, 1 to 3600 s, MIN ≤ MAX.
+fn parse_fault_seconds(text: &str) -> Result<(u64, u64), String> {
+    let number = |t: &str| -> Result<u64, String> {
+        let n: u64 = t
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{t}` is not a number of seconds"))?;
+        if (1..=3600).contains(&n) {
+            Ok(n)
+        } else {
+            Err(format!("{n} s: a fault lasts 1 to 3600 s"))
+        }
+    };
+    let (min, max) = match text.split_once('-') {
+        Some((a, b)) => (number(a)?, number(b)?),
+        None => (number(text)?, number(text)?),
+    };
+    if min > max {
+        return Err(format!("{min}-{max}: the minimum is above the maximum"));
+    }
+    Ok((min, max))
+}
+
 /// The command line the namespace's process gets.
 fn forwarded(args: &TestArgs) -> Vec<String> {
     let mut out = vec![
@@ -297,6 +325,10 @@ fn forwarded(args: &TestArgs) -> Vec<String> {
         format!("--workload={}", args.workload),
         format!("--nemesis={}", args.nemesis),
         format!("--time-limit={}", args.time_limit),
+        format!(
+            "--fault-seconds={}-{}",
+            args.fault_seconds.0, args.fault_seconds.1
+        ),
         format!("--writers={}", args.writers),
         format!("--readers={}", args.readers),
     ];
@@ -403,7 +435,13 @@ async fn run_test(args: TestArgs) -> Result<ExitCode, Unmade> {
         let (writers, readers) = (args.writers.into(), args.readers.into());
         tokio::spawn(async move { workload.run(writers, readers, stop).await })
     };
-    let mut nemesis = Nemesis::new(cluster.clone(), kinds.clone(), seed, recorder.clone());
+    let mut nemesis = Nemesis::new(
+        cluster.clone(),
+        kinds.clone(),
+        seed,
+        recorder.clone(),
+        (args.fault_seconds.0 * 1000, args.fault_seconds.1 * 1000),
+    );
     let current = nemesis.current.clone();
     let faults = {
         let addresses = addresses.clone();
@@ -559,6 +597,25 @@ fn finish(
         for error in &check.errors {
             println!("      {error}");
         }
+    }
+    let a = &results.availability;
+    println!(
+        "  what each fault cost (quiet median {} writes/s; gap and counts to 5 s after heal):",
+        a.quiet_writes_per_s
+    );
+    for f in &a.faults {
+        println!(
+            "    {:>7.1} s {:<10} {:>5} writes/s ({:>3}%), longest gap {:.2} s, {} errors, \
+             {} indeterminate — {}",
+            f.start_ms as f64 / 1e3,
+            f.kind,
+            f.writes_per_s,
+            f.percent_of_quiet,
+            f.longest_gap_ms as f64 / 1e3,
+            f.errors,
+            f.indeterminate,
+            f.detail
+        );
     }
     let report = out.join("report.html");
     match results.valid {

@@ -1,7 +1,7 @@
 //! The faults, on a schedule drawn from the run's seed.
 //!
-//! The nemesis alternates quiet periods and faults until the time limit: each fault lasts a
-//! few seconds and is then healed. Its first faults take every enabled kind in turn (so a
+//! The nemesis alternates quiet periods and faults until the time limit: each fault lasts
+//! `--fault-seconds` (3 to 6 s by default) and is then healed. Its first faults take every enabled kind in turn (so a
 //! short run sees each once), later ones are drawn at random. Every fault and heal goes to
 //! `nemesis.jsonl` with its time and the nodes it touched.
 //!
@@ -75,12 +75,17 @@ pub struct Event {
     pub detail: String,
     /// The nodes it touched.
     pub nodes: Vec<usize>,
+    /// The wall-clock time (UTC, RFC 3339), to find it in the nodes' logs.
+    #[serde(default)]
+    pub wall: String,
 }
 
 /// The nemesis's state: the cluster it acts on and what it did.
 pub struct Nemesis {
     cluster: Arc<Mutex<Cluster>>,
     kinds: Vec<String>,
+    /// How long a fault lasts: drawn from this range, in milliseconds.
+    hold_ms: (u64, u64),
     rng: ChaCha8Rng,
     recorder: Arc<Recorder>,
     events: Vec<Event>,
@@ -133,10 +138,12 @@ impl Nemesis {
         kinds: Vec<String>,
         seed: u64,
         recorder: Arc<Recorder>,
+        hold_ms: (u64, u64),
     ) -> Nemesis {
         Nemesis {
             cluster,
             kinds,
+            hold_ms,
             rng: ChaCha8Rng::seed_from_u64(seed ^ 0x006e_656d_6573_6973),
             recorder,
             events: Vec::new(),
@@ -157,6 +164,7 @@ impl Nemesis {
             kind: kind.into(),
             detail: detail.clone(),
             nodes,
+            wall: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
         };
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = if phase == "start" {
             format!("{kind}: {detail}")
@@ -197,7 +205,7 @@ impl Nemesis {
         loop {
             let quiet = self.rng.gen_range(1_000..3_000);
             tokio::time::sleep(Duration::from_millis(quiet)).await;
-            let hold = Duration::from_millis(self.rng.gen_range(3_000..6_000));
+            let hold = Duration::from_millis(self.rng.gen_range(self.hold_ms.0..=self.hold_ms.1));
             if self.recorder.now_ns() + hold.as_nanos() as u64 + 1_000_000_000 > until {
                 return Ok(());
             }

@@ -9,6 +9,7 @@ use std::path::Path;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::availability::{availability, Availability};
 use crate::checks::Check;
 use crate::history::{pairs, Kind, Op, F};
 use crate::nemesis::Event;
@@ -47,6 +48,9 @@ pub struct Results {
     pub faults: BTreeMap<String, u64>,
     /// Every check.
     pub checks: Vec<Check>,
+    /// What each fault cost the clients (figures, not checks).
+    #[serde(default)]
+    pub availability: Availability,
 }
 
 /// The overall verdict of `checks`.
@@ -82,6 +86,7 @@ pub fn results(run: &RunInfo, ops: &[Op], events: &[Event], checks: Vec<Check>) 
         operations,
         faults,
         checks,
+        availability: availability(ops, events),
     }
 }
 
@@ -172,9 +177,36 @@ pub fn write_html(
             errors.join("<br>")
         );
     }
+    let a = &results.availability;
     let _ = write!(
         html,
-        "</table><h2>Throughput</h2>{throughput}<h2>Latency</h2>{latency}<h2>Faults</h2>\
+        "</table><h2>Throughput</h2>{throughput}<h2>Latency</h2>{latency}\
+         <h2>What each fault cost</h2><p>Quiet median: {} successful writes/s. Figures, not \
+         checks; the gap and the counts run from a fault's start to 5 s after its heal.</p>\
+         <table><tr><th>start (s)</th><th>kind</th><th>what</th><th>lasted (s)</th>\
+         <th>writes/s</th><th>% of quiet</th><th>longest gap (s)</th><th>errors</th>\
+         <th>indeterminate</th></tr>",
+        a.quiet_writes_per_s
+    );
+    for f in &a.faults {
+        let _ = write!(
+            html,
+            "<tr><td>{:.1}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td>\
+             <td>{:.2}</td><td>{}</td><td>{}</td></tr>",
+            f.start_ms as f64 / 1e3,
+            escape(&f.kind),
+            escape(&f.detail),
+            f.duration_ms as f64 / 1e3,
+            f.writes_per_s,
+            f.percent_of_quiet,
+            f.longest_gap_ms as f64 / 1e3,
+            f.errors,
+            f.indeterminate
+        );
+    }
+    let _ = write!(
+        html,
+        "</table><h2>Faults</h2>\
          <table><tr><th>time (s)</th><th>phase</th><th>kind</th><th>what</th></tr>"
     );
     for e in events {
