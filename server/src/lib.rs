@@ -1,8 +1,12 @@
-//! The Tally server: Raft replication of each partition over the engine's log, and (next)
-//! the network server and operator commands.
+//! The Tally server: Raft replication of each partition over the engine's log, the client
+//! and peer listeners, and the operator commands (`main.rs`).
 //!
-//! - [`raft_storage`]: raft-rs `Storage` over the segmented log; hard state on disk.
+//! - [`node`]: one node: its listeners, partition workers, peers and recovery.
+//! - [`worker`]: one partition's single-threaded loop around its [`replica`].
 //! - [`replica`]: one partition replica: `RawNode` + state machine, the Ready loop.
+//! - [`raft_storage`]: raft-rs `Storage` over the segmented log; hard state on disk.
+//! - [`transport`]: authenticated peer connections and their frames.
+//! - [`clock`], [`links`]: what the peers' pings say of their clocks and of the links.
 //! - [`sim`]: a deterministic cluster simulator (one thread, simulated network, disk faults
 //!   and time) that checks Raft's and the ledger's invariants after every step.
 
@@ -11,6 +15,7 @@ pub mod config;
 pub mod connection;
 pub mod convert;
 pub mod identity;
+pub mod links;
 pub mod node;
 pub mod raft_log;
 pub mod raft_storage;

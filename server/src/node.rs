@@ -39,6 +39,7 @@ use tokio::sync::watch;
 use crate::clock::{self, NodeClock};
 use crate::config::NodeConfig;
 use crate::identity::Identity;
+use crate::links::{self, LinkState, Links};
 use crate::raft_storage::{self, Damage, MissingState};
 use crate::recovery::{self, Decision, LocalState, Prober};
 use crate::replica::{Replica, ReplicaConfig};
@@ -96,6 +97,7 @@ struct PeerDispatch {
     prober: Arc<Prober>,
     peers: Peers,
     clock: Arc<NodeClock>,
+    links: Arc<Links>,
 }
 
 impl Dispatch for PeerDispatch {
@@ -116,9 +118,17 @@ impl Dispatch for PeerDispatch {
                 PeerMessage::ClockPong {
                     sent,
                     theirs: clock::wall_nanos(),
+                    healthy: self.links.healthy(),
                 },
             ),
-            PeerMessage::ClockPong { sent, theirs } => self.clock.sample(from, sent, theirs),
+            PeerMessage::ClockPong {
+                sent,
+                theirs,
+                healthy,
+            } => {
+                self.clock.sample(from, sent, theirs);
+                self.links.answered(from, sent, healthy);
+            }
         }
     }
 }
@@ -177,6 +187,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
     let directory = Arc::new(Directory::default());
     let prober = Arc::new(Prober::default());
     let node_clock = Arc::new(NodeClock::new(config.peers.len()));
+    let links = Arc::new(Links::default());
     let mut tasks = Vec::new();
     let (peers, peer_address) = match &secret {
         Some(secret) if config.is_cluster() => {
@@ -206,6 +217,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
                 prober: prober.clone(),
                 peers: peers.clone(),
                 clock: node_clock.clone(),
+                links: links.clone(),
             });
             tasks.push(tokio::spawn(transport::listen(
                 peer_listener,
@@ -213,9 +225,10 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
                 directory.clone(),
                 dispatch,
             )));
-            tasks.push(tokio::spawn(measure_clocks(
+            tasks.push(tokio::spawn(probe_peers(
                 peers.clone(),
                 node_clock.clone(),
+                links.clone(),
             )));
             (peers, Some(peer_address))
         }
@@ -227,6 +240,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
         stop: Arc::new(AtomicBool::new(false)),
         local: local.clone(),
         clock: node_clock,
+        links,
     };
     let ready = Arc::new(AtomicBool::new(false));
     let node = Arc::new(Node {
@@ -487,21 +501,26 @@ fn open_replica(config: &NodeConfig, partition: u32, fresh: bool) -> Result<Repl
     })
 }
 
-/// Pings every peer once a second for its clock (`clock.rs`), and says when this node's
-/// clock is far from the cluster's.
-async fn measure_clocks(peers: Peers, clock: Arc<NodeClock>) {
+/// Pings every peer twenty times a second, for its clock (`clock.rs`) and as a probe of the
+/// link (`links.rs`), and says when this node's clock is far from the cluster's.
+async fn probe_peers(peers: Peers, clock: Arc<NodeClock>, links: Arc<Links>) {
     const SKEW_WARNING: i128 = 1_000_000_000;
     let mut warned = false;
+    let mut interval = tokio::time::interval(links::PROBE_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut states = std::collections::BTreeMap::new();
     loop {
         for id in peers.ids() {
-            peers.send_to(
-                id,
-                PeerMessage::ClockPing {
-                    sent: clock::monotonic_nanos(),
-                },
-            );
+            let sent = clock::monotonic_nanos();
+            links.sent(id, sent);
+            peers.send_to(id, PeerMessage::ClockPing { sent });
+            let state = links.state(id);
+            let before = states.insert(id, state).unwrap_or(LinkState::Unknown);
+            if before != state && !(before == LinkState::Unknown && state == LinkState::Healthy) {
+                tracing::info!(peer = id, ?state, "link to peer changed");
+            }
         }
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        interval.tick().await;
         let skew = clock.skew();
         if skew.abs() > SKEW_WARNING && !warned {
             tracing::warn!(

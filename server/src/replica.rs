@@ -342,6 +342,9 @@ pub struct Replica {
     recovery_asked: Option<u64>,
     /// While recovering: the leader's commit index it answered, which the log must reach.
     recovery_target: Option<u64>,
+    /// The last leader this replica knew, and its term (raft-rs forgets the leader when it
+    /// starts a pre-vote).
+    last_leader: (u64, u64),
 }
 
 impl Replica {
@@ -468,6 +471,7 @@ impl Replica {
             durable_index,
             applied_early: 0,
             recovery_ticks: 0,
+            last_leader: (0, 0),
             recovery_asked: None,
             recovery_target: None,
         })
@@ -492,6 +496,11 @@ impl Replica {
     /// This node's id.
     pub fn node_id(&self) -> u64 {
         self.config.node_id
+    }
+
+    /// The partition's voters.
+    pub fn voters(&self) -> &[u64] {
+        &self.config.voters
     }
 
     /// Whether this replica is the leader.
@@ -552,6 +561,7 @@ impl Replica {
             }
             return;
         }
+        self.remember_leader();
         self.node.tick();
         if !self.is_leader() {
             self.anchor = None;
@@ -593,18 +603,26 @@ impl Replica {
         {
             return Ok(());
         }
-        if message.get_msg_type() == MessageType::MsgTimeoutNow
-            && (message.from != self.leader_id() || message.term != self.node.raft.term)
-        {
-            // Only the leader hands its leadership over; from anyone else it would start an
-            // election that ignores the lease.
-            tracing::warn!(
-                partition = %self.config.partition,
-                from = message.from,
-                leader = self.leader_id(),
-                "peer message dropped: TimeoutNow from a node that does not lead"
-            );
-            return Ok(());
+        if message.get_msg_type() == MessageType::MsgTimeoutNow {
+            let term = self.node.raft.term;
+            self.remember_leader();
+            if message.term != term || self.last_leader != (term, message.from) {
+                // Only the leader hands its leadership over; from anyone else it would start
+                // an election that ignores the lease.
+                tracing::warn!(
+                    partition = %self.config.partition,
+                    from = message.from,
+                    leader = self.leader_id(),
+                    "peer message dropped: TimeoutNow from a node that does not lead"
+                );
+                return Ok(());
+            }
+            if self.node.raft.state == StateRole::PreCandidate {
+                // A lossy link to the leader made this replica start a pre-vote, which
+                // forgot the leader; raft-rs would ignore the handover. The leader of this
+                // very term hands over: follow it again, then take the handover.
+                self.node.raft.become_follower(term, message.from);
+            }
         }
         if message.get_msg_type() == MessageType::MsgHeartbeat {
             // A leader that still remembers how far this replica's log went before it lost
@@ -613,10 +631,18 @@ impl Replica {
             // this leader, or appended after its consistency check), so the clamp is exact.
             message.commit = message.commit.min(self.last_index());
         }
-        match self.node.step(message) {
+        let stepped = self.node.step(message);
+        self.remember_leader();
+        match stepped {
             // A message from a peer we do not know (e.g. a stale configuration) is ignored.
             Err(raft::Error::StepPeerNotFound) | Err(raft::Error::StepLocalMsg) => Ok(()),
             other => Ok(other?),
+        }
+    }
+
+    fn remember_leader(&mut self) {
+        if self.leader_id() != 0 {
+            self.last_leader = (self.node.raft.term, self.leader_id());
         }
     }
 

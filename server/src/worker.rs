@@ -39,6 +39,7 @@ use tally_engine::types::{AccountId, Timestamp, TransferId};
 use tokio::sync::oneshot;
 
 use crate::clock::NodeClock;
+use crate::links::{self, Links};
 use crate::recovery::LocalState;
 use crate::replica::{Applied, ProposeError, ReadReady, Replica, ReplicaError};
 use crate::transport::ReplicaState;
@@ -224,6 +225,8 @@ pub struct Shared {
     pub local: Arc<LocalState>,
     /// The cluster's time, which the leader stamps entries with (`clock.rs`).
     pub clock: Arc<NodeClock>,
+    /// How well this node reaches its peers (`links.rs`).
+    pub links: Arc<Links>,
 }
 
 /// Sends Raft messages to peers (the transport); must not block.
@@ -381,6 +384,7 @@ pub fn run(
     // A turn stops taking client inputs, and applying, after half a tick, so that the loop
     // comes back to ticking and to peers' messages: heartbeats go out on time under any load.
     let budget = tick / 2;
+    let mut handover = Handover::default();
     loop {
         // Work left from the last turn (committed entries not yet applied) goes on at once.
         let wait = if replica.has_ready() {
@@ -520,6 +524,9 @@ pub fn run(
             {
                 replica.transfer_leader(leader_zero);
             }
+            if partition == 0 {
+                handover.tick(&mut replica, &shared.links);
+            }
             next_tick = Instant::now() + tick;
             let now = Instant::now();
             let expired: Vec<u64> = proposals
@@ -613,6 +620,56 @@ pub fn run(
             if turn.elapsed() >= budget {
                 break;
             }
+        }
+    }
+}
+
+/// Partition 0's leader hands its leadership to a follower with better links when its own
+/// are too lossy to make a quorum (`links.rs`); the other partitions follow partition 0.
+/// It leads for a [`links::WINDOW`] first (so its view of the links is its own, not a
+/// predecessor's), and tries again every [`links::HANDOVER_RETRY`] while it still leads (a
+/// transfer over a lossy link can time out).
+#[derive(Default)]
+struct Handover {
+    /// Since when this replica leads.
+    leading_since: Option<Instant>,
+    /// When it last tried to hand over.
+    last: Option<Instant>,
+}
+
+impl Handover {
+    fn tick(&mut self, replica: &mut Replica, links: &Links) {
+        if !replica.is_leader() {
+            self.leading_since = None;
+            self.last = None;
+            return;
+        }
+        let now = Instant::now();
+        let since = *self.leading_since.get_or_insert(now);
+        let window = Duration::from_nanos(links::WINDOW);
+        if now.duration_since(since) < window
+            || self
+                .last
+                .is_some_and(|at| now.duration_since(at) < links::HANDOVER_RETRY)
+        {
+            return;
+        }
+        let followers: Vec<u64> = replica
+            .voters()
+            .iter()
+            .copied()
+            .filter(|&v| v != replica.node_id())
+            .collect();
+        if let Some(target) = links.handover(&followers, replica.voters().len()) {
+            tracing::info!(
+                partition = 0,
+                to = target,
+                healthy_links = links.healthy(),
+                states = ?followers.iter().map(|&f| (f, links.state(f))).collect::<Vec<_>>(),
+                "handing leadership over: this node's links are too lossy for a quorum"
+            );
+            replica.transfer_leader(target);
+            self.last = Some(now);
         }
     }
 }
