@@ -263,7 +263,9 @@ mod tests {
         });
         assert_eq!(table.state(3, now), LinkState::Lossy);
         // One in ten lost: healthy still.
-        let now = probe(&mut table, 4, 0, 2, |i| (!i.is_multiple_of(10)).then_some(MS));
+        let now = probe(&mut table, 4, 0, 2, |i| {
+            (!i.is_multiple_of(10)).then_some(MS)
+        });
         assert_eq!(table.state(4, now), LinkState::Healthy);
         let now = probe(&mut table, 5, 0, 2, |_| None);
         assert_eq!(table.state(5, now), LinkState::Silent);
