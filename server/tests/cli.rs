@@ -5,7 +5,8 @@
 //! its stdout, stderr and exit code: a ledger, accounts and transfers created and shown in
 //! text and in JSON; rejections and bad flags exit non-zero with a message; `tally bench`
 //! against the node and against a node of its own ends with one JSON line carrying the
-//! required fields, every transfer sent and none failed.
+//! required fields, every transfer sent and none failed; a bench whose node dies stops and
+//! fails.
 
 mod common;
 
@@ -329,6 +330,91 @@ fn bench_open_loop_holds_the_rate() {
     // 200 batches scheduled over one second: the run cannot be much shorter.
     let seconds = report["seconds"].as_f64().expect("seconds");
     assert!(seconds > 0.9, "{report}");
+}
+
+/// A bench whose node dies stops on its own and exits non-zero, saying how many transfers
+/// failed and why (it used to fail a batch a second for minutes, then exit 0).
+#[test]
+fn bench_stops_and_fails_when_its_node_dies() {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = Server::single(dir.path());
+    let address = server.address.to_string();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args([
+            "bench",
+            "--address",
+            &address,
+            "--transfers",
+            "100000000",
+            "--accounts",
+            "100",
+            "--batch-size",
+            "10",
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn bench");
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    // Wait for progress, then kill the node.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = received
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("bench progress within 60 s");
+        if line.starts_with("bench:") && line.contains("transfers/s") {
+            break;
+        }
+    }
+    server.kill();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut said = Vec::new();
+    let status = loop {
+        while let Ok(line) = received.try_recv() {
+            said.push(line);
+        }
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bench still running 120 s after its node died"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    while let Ok(line) = received.recv_timeout(Duration::from_secs(1)) {
+        said.push(line);
+    }
+    let said = said.join("\n");
+    assert!(
+        !status.success(),
+        "bench exited 0 after its node died:\n{said}"
+    );
+    assert!(
+        said.contains("stopped: no batch succeeded for 30 s") && said.contains("failed ("),
+        "{said}"
+    );
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().expect("stdout"), &mut out)
+        .expect("stdout");
+    let report = last_json_line(&out);
+    assert!(report["errors"].as_u64().expect("errors") > 0, "{report}");
+    assert!(report["stalled"].is_string(), "{report}");
 }
 
 #[test]

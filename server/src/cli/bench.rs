@@ -35,9 +35,10 @@
 //! uniform).
 //!
 //! Errors — a batch the client reports `Rejected` or `Indeterminate`, or a transfer whose
-//! result is not `Ok` — are counted (by kind), not fatal. If every transfer of the first
-//! [`EARLY_STOP_BATCHES`] batches failed, the run stops; a run in which every transfer failed
-//! exits non-zero.
+//! result is not `Ok` — are counted (by kind) and the run goes on. If every transfer of the
+//! first [`EARLY_STOP_BATCHES`] batches failed, or no batch succeeded for [`STALL_MAX`] (the
+//! target died or hangs), the run stops. A run with any error prints its report, then exits
+//! non-zero saying how many transfers failed, of which kinds, and the first error.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
@@ -82,6 +83,9 @@ pub const AMOUNT_MAX: u64 = 1_000;
 pub const OUTSTANDING_MAX: usize = 4_096;
 /// Batches after which a run whose every transfer failed stops.
 pub const EARLY_STOP_BATCHES: u64 = 8;
+/// A run in which no batch succeeded for this long stops (longer than the client's default
+/// retry deadline, so that a failover does not stop it).
+pub const STALL_MAX: Duration = Duration::from_secs(30);
 /// Completions queued between the client tasks and the recorder.
 const COMPLETIONS_QUEUE_MAX: usize = 4_096;
 /// How long to wait for a local node's address line.
@@ -188,16 +192,27 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     } else {
         report.print(&args);
     }
-    if report.errors >= report.transfers {
+    if let Some(why) = &report.stalled {
         return Err(format!(
-            "every transfer failed ({} of {}{}); first error: {}",
-            report.errors,
+            "stopped: {why}; {} of {} transfers done, {} failed ({}); first error: {}",
+            report.transfers - report.errors.min(report.transfers),
             args.transfers,
+            report.errors,
+            report.kinds(),
+            report.first_error.as_deref().unwrap_or("none recorded")
+        ));
+    }
+    if report.errors > 0 {
+        return Err(format!(
+            "{} of {} transfers failed{} ({}); first error: {}",
+            report.errors,
+            report.transfers,
             if report.stopped_early {
                 ", stopped early"
             } else {
                 ""
             },
+            report.kinds(),
             report.first_error.as_deref().unwrap_or("none recorded")
         ));
     }
@@ -496,9 +511,23 @@ struct Report {
     error_kinds: BTreeMap<String, u64>,
     first_error: Option<String>,
     stopped_early: bool,
+    /// Why the run stopped before its end, if the target stopped answering.
+    stalled: Option<String>,
 }
 
 impl Report {
+    /// The error kinds and their counts, most frequent first.
+    fn kinds(&self) -> String {
+        let mut kinds: Vec<(&String, &u64)> = self.error_kinds.iter().collect();
+        kinds.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let text: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        if text.is_empty() {
+            "none".to_owned()
+        } else {
+            text.join(", ")
+        }
+    }
+
     fn transfers_per_second(&self) -> f64 {
         if self.seconds > 0.0 {
             self.transfers as f64 / self.seconds
@@ -535,6 +564,7 @@ impl Report {
             "partitions": self.partitions,
             "setup_seconds": self.setup_seconds,
             "stopped_early": self.stopped_early,
+            "stalled": self.stalled,
         })
     }
 
@@ -710,9 +740,11 @@ async fn bench(args: &BenchArgs, addresses: &[String]) -> Result<Report, String>
     let mut error_kinds: BTreeMap<String, u64> = BTreeMap::new();
     let mut first_error: Option<String> = None;
     let mut stopped_early = false;
+    let mut stalled = None;
     let mut ticker =
         tokio::time::interval_at(start + Duration::from_secs(1), Duration::from_secs(1));
     let mut last = start;
+    let mut last_ok = start;
     loop {
         tokio::select! {
             completion = received.recv() => {
@@ -726,6 +758,7 @@ async fn bench(args: &BenchArgs, addresses: &[String]) -> Result<Report, String>
                 last = tokio::time::Instant::now();
                 match completion.result {
                     Ok(outcomes) => {
+                        last_ok = last;
                         for outcome in outcomes.iter().filter(|o| o.result != TransferResult::Ok) {
                             report_errors += 1;
                             let kind = result_kind(outcome.result);
@@ -758,6 +791,12 @@ async fn bench(args: &BenchArgs, addresses: &[String]) -> Result<Report, String>
                 }
             }
             _ = ticker.tick() => {
+                if last_ok.elapsed() > STALL_MAX && stalled.is_none() {
+                    let why = format!("no batch succeeded for {} s", STALL_MAX.as_secs());
+                    eprintln!("bench: {why}; stopping");
+                    plan.stop.store(true, Ordering::Relaxed);
+                    stalled = Some(why);
+                }
                 eprintln!(
                     "bench: {:>6.1} s  {:>10} / {} transfers  {:>9.0} transfers/s  \
                      p99 {:>8.3} ms  errors {}",
@@ -787,6 +826,7 @@ async fn bench(args: &BenchArgs, addresses: &[String]) -> Result<Report, String>
         error_kinds,
         first_error,
         stopped_early,
+        stalled,
     })
 }
 
