@@ -584,9 +584,22 @@ fn malformed_queries_are_errors() {
     assert!(store
         .account_flows(account, Timestamp(10), Timestamp(9))
         .is_err());
+    // The protocol's limit (SERIES_POINTS_MAX, 366 days): one hour more is refused here,
+    // not answered with more points than a client may decode.
     assert!(store
-        .balance_series(account, Timestamp(0), Timestamp(401 * 24 * HOUR_NANOS))
+        .balance_series(
+            account,
+            Timestamp(0),
+            Timestamp((366 * 24 + 1) * HOUR_NANOS)
+        )
         .is_err());
+    assert_eq!(
+        store
+            .balance_series(account, Timestamp(0), Timestamp(366 * 24 * HOUR_NANOS))
+            .expect("366 days")
+            .len(),
+        366 * 24
+    );
     assert_eq!(
         store
             .balance_at(account, Timestamp(u64::MAX))

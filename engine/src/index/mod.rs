@@ -76,8 +76,9 @@ use crate::types::{AccountId, LogIndex, PartitionId, Timestamp, TransferId};
 pub const HOUR_NANOS: u64 = 3_600 * 1_000_000_000;
 /// Most entries one history page may ask for.
 pub const HISTORY_PAGE_LIMIT_MAX: usize = 10_000;
-/// Most hours one balance series may span (a little over a year).
-pub const SERIES_HOURS_MAX: u64 = 24 * 400;
+/// Most hours one balance series may span: 366 days, the protocol's `SERIES_POINTS_MAX`
+/// (a longer series would be answered with more points than a client accepts).
+pub const SERIES_HOURS_MAX: u64 = 24 * 366;
 /// Default bound of the in-memory part, in entries (128 bytes each, plus buckets).
 pub const MEMORY_ENTRIES_MAX_DEFAULT: usize = 1 << 17;
 
