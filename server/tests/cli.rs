@@ -226,6 +226,14 @@ fn operator_commands_create_and_show() {
     }
     let err = fails(address, &["bench", "--batch-size", "9000"]);
     assert!(err.contains("1..=8190"), "{err}");
+    // A negative amount reaches the ledger's own answer, not an argument-parsing error.
+    let err = fails(
+        address,
+        &[
+            "transfer", "--id", "16", "--from", "1", "--to", "2", "--amount", "-5", "--ledger", "1",
+        ],
+    );
+    assert!(err.contains("AmountMustNotBeNegative"), "{err}");
 
     // An unreachable cluster is a clear error, not a hang.
     let err = fails("127.0.0.1:1", &["account", "show", "1"]);

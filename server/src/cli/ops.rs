@@ -111,7 +111,8 @@ pub struct TransferArgs {
     #[arg(long, value_parser = parse_id, required_unless_present_any = ["post", "void", "refund_of"])]
     to: Option<u128>,
     /// The amount, a decimal. For --post, leave it out to post the whole hold.
-    #[arg(long, value_parser = parse_decimal, required_unless_present_any = ["post", "void"])]
+    #[arg(long, value_parser = parse_decimal, allow_negative_numbers = true,
+          required_unless_present_any = ["post", "void"])]
     amount: Option<Decimal>,
     /// The ledger (may be left out for --post, --void and --refund-of).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..),
