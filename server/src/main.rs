@@ -46,16 +46,17 @@ enum Command {
 /// Flags of `tally start`; each overrides the config file's value.
 #[derive(clap::Args)]
 struct StartArgs {
-    /// A TOML config file (see docs/operations in README); flags below override it.
+    /// A TOML config file (its keys are the flags' names with `_`, and `data_dir` for
+    /// --data; README, "Operations"); flags given override it.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Address for clients.
+    /// Address for clients [default: 127.0.0.1:3000].
     #[arg(long)]
     address: Option<SocketAddr>,
-    /// Data directory.
+    /// Data directory [default: ./tally-data].
     #[arg(long)]
     data: Option<PathBuf>,
-    /// This node's id in `--peers`.
+    /// This node's id in `--peers` [default: 1].
     #[arg(long)]
     node_id: Option<u64>,
     /// The peer address of every node of the cluster, this one included (where it listens
@@ -66,14 +67,30 @@ struct StartArgs {
     /// with more than one node in --peers.
     #[arg(long)]
     cluster_secret_file: Option<PathBuf>,
-    /// Partitions (fixed at cluster creation).
+    /// Partitions (fixed at cluster creation) [default: 1].
     #[arg(long)]
     partitions: Option<u32>,
-    /// Milliseconds per Raft tick.
+    /// Milliseconds per Raft tick [default: 100].
     #[arg(long)]
     tick_ms: Option<u64>,
+    /// Ticks without a leader before an election; each node adds its own spread
+    /// [default: 10].
+    #[arg(long)]
+    election_ticks: Option<usize>,
+    /// Ticks between heartbeats [default: 2].
+    #[arg(long)]
+    heartbeat_ticks: Option<usize>,
+    /// Requests waiting per partition before the node answers `overloaded` [default: 1024].
+    #[arg(long)]
+    queue_depth_max: Option<usize>,
+    /// Applied entries between checkpoints [default: 20000].
+    #[arg(long)]
+    checkpoint_interval_entries: Option<u64>,
+    /// Client connections served at once; past it the idlest is closed [default: 1024].
+    #[arg(long)]
+    connections_max: Option<usize>,
     /// Transfer records each partition keeps in memory; older ones are read from
-    /// transfer run files on disk (0: keep every record in memory).
+    /// transfer run files on disk (0: keep every record in memory) [default: 1048576].
     #[arg(long)]
     transfers_memory_max: Option<usize>,
     /// Largest log segment file in bytes (4096 to 1073741824; default 64 MiB).
@@ -145,6 +162,11 @@ fn node_config(args: StartArgs) -> Result<NodeConfig, String> {
         cluster_secret_file,
         partitions,
         tick_ms,
+        election_ticks,
+        heartbeat_ticks,
+        queue_depth_max,
+        checkpoint_interval_entries,
+        connections_max,
         transfers_memory_max,
         segment_size_max,
         unsafe_bug,
@@ -177,6 +199,21 @@ fn node_config(args: StartArgs) -> Result<NodeConfig, String> {
     }
     if let Some(tick_ms) = tick_ms {
         config.tick_ms = tick_ms;
+    }
+    if let Some(ticks) = election_ticks {
+        config.election_ticks = ticks;
+    }
+    if let Some(ticks) = heartbeat_ticks {
+        config.heartbeat_ticks = ticks;
+    }
+    if let Some(depth) = queue_depth_max {
+        config.queue_depth_max = depth;
+    }
+    if let Some(entries) = checkpoint_interval_entries {
+        config.checkpoint_interval_entries = entries;
+    }
+    if let Some(max) = connections_max {
+        config.connections_max = max;
     }
     if let Some(max) = transfers_memory_max {
         config.transfers_memory_max = max;

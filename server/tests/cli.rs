@@ -340,6 +340,44 @@ fn bench_open_loop_holds_the_rate() {
     assert!(seconds > 0.9, "{report}");
 }
 
+/// `tally start --help` names every default, and each TOML key is also a flag, validated
+/// like the file's value.
+#[test]
+fn start_flags_have_defaults_and_are_validated() {
+    let help = stdout(&tally(&["start", "--help"]));
+    for expected in [
+        "[default: 127.0.0.1:3000]",
+        "[default: ./tally-data]",
+        "--queue-depth-max",
+        "--connections-max",
+        "--election-ticks",
+        "--heartbeat-ticks",
+        "--checkpoint-interval-entries",
+    ] {
+        assert!(help.contains(expected), "{expected} missing from:\n{help}");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("d");
+    for (flag, value, field) in [
+        ("--queue-depth-max", "0", "queue_depth_max"),
+        ("--connections-max", "0", "connections_max"),
+        ("--election-ticks", "1", "election_ticks"),
+        ("--heartbeat-ticks", "10", "heartbeat_ticks"),
+    ] {
+        let output = tally(&[
+            "start",
+            "--address",
+            "127.0.0.1:0",
+            "--data",
+            data.to_str().expect("utf-8"),
+            flag,
+            value,
+        ]);
+        assert!(!output.status.success(), "{flag} {value} accepted");
+        assert!(stderr(&output).contains(field), "{}", stderr(&output));
+    }
+}
+
 /// A bench whose node dies stops on its own and exits non-zero, saying how many transfers
 /// failed and why (it used to fail a batch a second for minutes, then exit 0).
 #[test]
