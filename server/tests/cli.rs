@@ -185,6 +185,16 @@ fn operator_commands_create_and_show() {
     assert_eq!(shown["scale"], 2);
     let err = fails(address, &["account", "show", "1", "404"]);
     assert!(err.contains("not found: 404"), "{err}");
+    // History, flows and series: of an account, or an error (not zeros) for none.
+    let out = ok(address, &["history", "2", "--json"]);
+    assert_eq!(last_json_line(&out)["account"], "2");
+    let out = ok(address, &["flows", "2", "--json"]);
+    assert_eq!(last_json_line(&out)["out"], "2.00");
+    ok(address, &["series", "2", "--days", "1"]);
+    for command in ["history", "flows", "series"] {
+        let err = fails(address, &[command, "404"]);
+        assert!(err.contains("404: no such account"), "{command}: {err}");
+    }
 
     let out = ok(address, &["transfer", "show", "12", "--json"]);
     let shown = last_json_line(&out);

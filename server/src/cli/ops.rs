@@ -664,6 +664,23 @@ async fn lookup_transfer(client: &Client, id: u128) -> Result<Transfer, String> 
         .ok_or_else(|| format!("transfer {id} applied, but a lookup does not find it"))
 }
 
+/// Fails unless `account` exists: the history, flows and series of an account that does not
+/// exist would print as zeros.
+async fn require_account(
+    client: &tally_client::Client,
+    account: u128,
+    what: &str,
+) -> Result<(), String> {
+    let found = client
+        .lookup_accounts(vec![AccountId(account)])
+        .await
+        .map_err(|e| format!("{what} of account {account}: {e}"))?;
+    if found.is_empty() {
+        return Err(format!("{what} of account {account}: no such account"));
+    }
+    Ok(())
+}
+
 async fn history(args: &HistoryArgs) -> Result<(), String> {
     let connection = &args.connection;
     let client = connection.connect().await?;
@@ -679,6 +696,7 @@ async fn history(args: &HistoryArgs) -> Result<(), String> {
         time_min: None,
         time_max: None,
     };
+    require_account(&client, args.account, "history").await?;
     let page = client
         .account_history(query)
         .await
@@ -732,6 +750,7 @@ async fn flows(args: &FlowsArgs) -> Result<(), String> {
     let now = now_ns()?;
     let time_min = now.saturating_sub(args.hours * HOUR_NS);
     let client = connection.connect().await?;
+    require_account(&client, args.account, "flows").await?;
     let flows = client
         .account_flows(FlowsQuery {
             account: AccountId(args.account),
@@ -767,6 +786,7 @@ async fn series(args: &SeriesArgs) -> Result<(), String> {
     let now = now_ns()?;
     let time_min = now.saturating_sub(args.days * 24 * HOUR_NS);
     let client = connection.connect().await?;
+    require_account(&client, args.account, "series").await?;
     let series = client
         .balance_series(SeriesQuery {
             account: AccountId(args.account),
