@@ -244,6 +244,12 @@ fn operator_commands_create_and_show() {
         ],
     );
     assert!(err.contains("AmountMustNotBeNegative"), "{err}");
+    // A refused transfer shows as refused, not as a transfer of 0 from account 0.
+    let out = ok(address, &["transfer", "show", "16"]);
+    assert!(
+        out.contains("refused, AmountMustNotBeNegative") && !out.contains("from 0 to 0"),
+        "{out}"
+    );
 
     // An unreachable cluster is a clear error, not a hang.
     let err = fails("127.0.0.1:1", &["account", "show", "1"]);

@@ -512,6 +512,17 @@ fn print_transfer(transfer: &Transfer, json: bool) {
         }));
         return;
     }
+    if transfer.outcome.result != TransferResult::Ok {
+        // The ledger keeps only the outcome of a refused transfer (so that a retry of its
+        // id gets the same answer), not what was asked.
+        println!(
+            "transfer {}: refused, {}, at {} (only the outcome of a refused transfer is kept)",
+            transfer.id,
+            transfer.outcome.result.name(),
+            format_timestamp(transfer.outcome.timestamp.0)
+        );
+        return;
+    }
     println!(
         "transfer {}: {} {}",
         transfer.id,
