@@ -19,8 +19,8 @@
 //! than the leader has. Then that follower leads with a quorum of good links. When every link
 //! is bad, no follower does better and nothing moves, so a uniformly bad network cannot make
 //! leadership flap; and a node hands over only after leading for at least one [`WINDOW`] (its
-//! evidence must be its own), again every [`HANDOVER_RETRY`] while the transfer does not
-//! happen.
+//! evidence must be its own), and tries again — another follower first — once raft-rs gave a
+//! transfer that did not happen up (an election timeout).
 //!
 //! Sans-IO: [`LinkTable`] takes every time from its caller (monotonic nanoseconds); [`Links`]
 //! is the node's table on the real clock, fed by the transport.
@@ -40,9 +40,6 @@ pub const WINDOW: u64 = 2_000_000_000;
 pub const JUDGED_MIN: usize = 10;
 /// A peer's report of its healthy links counts for this long after it arrived.
 const REPORT_AGE_MAX: u64 = 2_000_000_000;
-/// A leader that tried to hand over and still leads tries again after this long (twice the
-/// default election timeout, after which raft-rs gives a transfer up).
-pub const HANDOVER_RETRY: Duration = Duration::from_secs(2);
 
 /// What the probes of one link say.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,8 +104,14 @@ impl LinkTable {
 
     /// The state of the link to `peer` at `now`.
     pub fn state(&self, peer: u64, now: u64) -> LinkState {
+        self.judge(peer, now).0
+    }
+
+    /// The state of the link to `peer` at `now`, and the share of bad probes (per mille of
+    /// those judged; 1000 with none judged).
+    fn judge(&self, peer: u64, now: u64) -> (LinkState, u64) {
         let Some(probes) = self.peers.get(&peer) else {
-            return LinkState::Unknown;
+            return (LinkState::Unknown, 1000);
         };
         let (mut judged, mut bad, mut answered) = (0usize, 0usize, 0usize);
         for &(sent, reply) in &probes.sent {
@@ -130,7 +133,10 @@ impl LinkTable {
                 None => {}
             }
         }
-        if judged < JUDGED_MIN {
+        let share = (bad as u64 * 1000)
+            .checked_div(judged as u64)
+            .unwrap_or(1000);
+        let state = if judged < JUDGED_MIN {
             LinkState::Unknown
         } else if answered == 0 {
             LinkState::Silent
@@ -138,7 +144,8 @@ impl LinkTable {
             LinkState::Lossy
         } else {
             LinkState::Healthy
-        }
+        };
+        (state, share)
     }
 
     /// How many of this node's links are healthy at `now`.
@@ -159,9 +166,16 @@ impl LinkTable {
 
     /// To whom a leader with `followers`, among `voters` voters, should hand its leadership
     /// at `now`: `None` while its healthy links make a quorum, or no follower it reaches
-    /// would do better. The follower reporting the most healthy links wins (ties: the
-    /// lowest id).
-    pub fn handover(&self, followers: &[u64], voters: usize, now: u64) -> Option<u64> {
+    /// would do better. The follower reporting the most healthy links wins; among equals,
+    /// one other than `tried` (the target of a handover that did not happen), then the one
+    /// this node reaches best, then the lowest id.
+    pub fn handover(
+        &self,
+        followers: &[u64],
+        voters: usize,
+        now: u64,
+        tried: Option<u64>,
+    ) -> Option<u64> {
         let needed = u32::try_from(voters / 2).unwrap_or(u32::MAX);
         let own = followers
             .iter()
@@ -173,11 +187,14 @@ impl LinkTable {
         }
         followers
             .iter()
-            .filter(|&&f| matches!(self.state(f, now), LinkState::Healthy | LinkState::Lossy))
-            .filter_map(|&f| Some((self.report(f, now)?, f)))
-            .filter(|&(theirs, _)| theirs >= needed && theirs > own)
-            .max_by_key(|&(theirs, f)| (theirs, std::cmp::Reverse(f)))
-            .map(|(_, f)| f)
+            .filter_map(|&f| {
+                let (state, bad) = self.judge(f, now);
+                let reachable = matches!(state, LinkState::Healthy | LinkState::Lossy);
+                let theirs = self.report(f, now)?;
+                (reachable && theirs >= needed && theirs > own).then_some((theirs, f, bad))
+            })
+            .min_by_key(|&(theirs, f, bad)| (std::cmp::Reverse(theirs), Some(f) == tried, bad, f))
+            .map(|(_, f, _)| f)
     }
 }
 
@@ -215,9 +232,9 @@ impl Links {
     }
 
     /// See [`LinkTable::handover`].
-    pub fn handover(&self, followers: &[u64], voters: usize) -> Option<u64> {
+    pub fn handover(&self, followers: &[u64], voters: usize, tried: Option<u64>) -> Option<u64> {
         self.table()
-            .handover(followers, voters, crate::clock::monotonic_nanos())
+            .handover(followers, voters, crate::clock::monotonic_nanos(), tried)
     }
 }
 
@@ -294,29 +311,39 @@ mod tests {
         let lossy = |i: u64| (!i.is_multiple_of(3)).then_some(MS);
         probe(&mut table, 2, 0, 1, lossy);
         let now = probe(&mut table, 3, 0, 1, lossy);
-        assert_eq!(table.handover(&[2, 3], 3, now), Some(2));
+        assert_eq!(table.handover(&[2, 3], 3, now, None), Some(2));
         // A follower whose reports say it does no better is no target.
         let mut table = LinkTable::default();
         probe(&mut table, 2, 0, 0, lossy);
         let now = probe(&mut table, 3, 0, 0, lossy);
-        assert_eq!(table.handover(&[2, 3], 3, now), None, "uniformly bad");
+        assert_eq!(table.handover(&[2, 3], 3, now, None), None, "uniformly bad");
         // One healthy link makes a quorum of three: nothing moves.
         let mut table = LinkTable::default();
         probe(&mut table, 2, 0, 2, |_| Some(MS));
         let now = probe(&mut table, 3, 0, 0, |_| None);
-        assert_eq!(table.handover(&[2, 3], 3, now), None);
+        assert_eq!(table.handover(&[2, 3], 3, now, None), None);
         // A silent follower (killed, paused, cut off) is never the target, whatever it said
         // before; nor is a follower whose report is stale.
         let mut table = LinkTable::default();
         probe(&mut table, 2, 0, 1, |i| (i < 3).then_some(MS));
         let now = probe(&mut table, 3, 0, 1, |i| (i < 3).then_some(MS));
-        assert_eq!(table.handover(&[2, 3], 3, now + 5 * SLOW), None);
+        assert_eq!(table.handover(&[2, 3], 3, now + 5 * SLOW, None), None);
         // Five voters: two healthy links needed; the follower reporting the most wins.
         let mut table = LinkTable::default();
         probe(&mut table, 2, 0, 3, lossy);
         probe(&mut table, 3, 0, 4, lossy);
         probe(&mut table, 4, 0, 4, lossy);
         let now = probe(&mut table, 5, 0, 4, |_| Some(MS));
-        assert_eq!(table.handover(&[2, 3, 4, 5], 5, now), Some(3));
+        assert_eq!(
+            table.handover(&[2, 3, 4, 5], 5, now, None),
+            Some(5),
+            "reached best"
+        );
+        assert_eq!(
+            table.handover(&[2, 3, 4, 5], 5, now, Some(5)),
+            Some(3),
+            "not again"
+        );
+        assert_eq!(table.handover(&[2, 3], 3, now, Some(2)), Some(3));
     }
 }

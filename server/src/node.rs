@@ -210,6 +210,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
                 &tokio::runtime::Handle::current(),
                 peer_config.clone(),
                 directory.clone(),
+                links.clone(),
             );
             let dispatch = Arc::new(PeerDispatch {
                 partitions: partitions.clone(),

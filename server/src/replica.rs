@@ -445,6 +445,11 @@ impl Replica {
         &self.config.voters
     }
 
+    /// The election timeout, in ticks.
+    pub fn election_tick(&self) -> usize {
+        self.config.election_tick
+    }
+
     /// Whether this replica is the leader.
     pub fn is_leader(&self) -> bool {
         self.node.raft.state == StateRole::Leader

@@ -7,7 +7,10 @@
 //! on one machine can cut a single link). A writer task drains the peer's bounded queue into
 //! one buffer — as many messages as are waiting, up to `BATCH_SIZE_MAX` bytes — and writes it
 //! with one syscall. When the peer is unreachable its queued messages are dropped and the
-//! connection is retried with backoff; Raft retransmits whatever matters. Connections carry
+//! connection is retried with backoff; Raft retransmits whatever matters. A connection whose
+//! link went silent (no probe answered for a window, `links.rs`) or whose write made no
+//! progress for 2 s (`WRITE_STALL_MAX`) is replaced by a new one: a TCP stream that lost
+//! segments over and over backs off for seconds, long after the network healed. Connections carry
 //! messages one way; answers come back on the other node's own connection. Before anything
 //! else both ends prove they belong to the cluster (`handshake.rs`).
 //!
@@ -38,6 +41,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
 
 pub use crate::handshake::{accept_handshake, dial_handshake, HandshakeError};
+use crate::links::{LinkState, Links};
 use crate::worker::PeerSender;
 
 /// The first bytes of a peer connection.
@@ -56,6 +60,11 @@ pub const PEER_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Incoming peer connections served at once (apart from clients' limit).
 pub const PEER_CONNECTIONS_MAX: usize = 64;
 const BATCH_SIZE_MAX: usize = 4 << 20;
+/// How often a writer asks whether its link went silent (`links.rs`).
+const SILENCE_CHECK: Duration = Duration::from_millis(500);
+/// A write to a peer that makes no progress for this long ends the connection (a new one
+/// is opened): the peer is gone, paused, or the stream is stuck retransmitting.
+const WRITE_STALL_MAX: Duration = Duration::from_secs(2);
 
 const KIND_RAFT: u8 = 0;
 const KIND_PROBE_REQUEST: u8 = 1;
@@ -231,6 +240,7 @@ pub fn start_writers(
     runtime: &tokio::runtime::Handle,
     config: Arc<PeerConfig>,
     directory: Arc<Directory>,
+    links: Arc<Links>,
 ) -> Peers {
     let mut queues = BTreeMap::new();
     for (&id, &address) in &config.voters {
@@ -242,6 +252,7 @@ pub fn start_writers(
         runtime.spawn(writer(
             config.clone(),
             directory.clone(),
+            links.clone(),
             id,
             address,
             receiver,
@@ -298,6 +309,7 @@ impl Complaint {
 async fn writer(
     config: Arc<PeerConfig>,
     directory: Arc<Directory>,
+    links: Arc<Links>,
     to: u64,
     address: SocketAddr,
     mut queue: mpsc::Receiver<PeerMessage>,
@@ -340,9 +352,26 @@ async fn writer(
             }
         };
         backoff = Duration::from_millis(20);
+        let connected = Instant::now();
+        let mut check = tokio::time::interval(SILENCE_CHECK);
         loop {
-            let Some(first) = queue.recv().await else {
-                return;
+            let first = tokio::select! {
+                first = queue.recv() => match first {
+                    Some(first) => first,
+                    None => return,
+                },
+                _ = check.tick() => {
+                    // A TCP stream that lost segments over and over waits longer and longer
+                    // between retransmissions, for seconds after the network healed: start
+                    // a new one when the link has been silent for a whole window.
+                    let window = Duration::from_nanos(crate::links::WINDOW);
+                    if connected.elapsed() >= window && links.state(to) == LinkState::Silent {
+                        tracing::info!(peer = to, "peer link silent; reconnecting");
+                        abort(&stream);
+                        break;
+                    }
+                    continue;
+                }
             };
             buffer.clear();
             encode(&mut buffer, &first);
@@ -352,12 +381,27 @@ async fn writer(
                     Err(_) => break,
                 }
             }
-            if let Err(error) = stream.write_all(&buffer).await {
-                tracing::debug!(peer = to, %error, "peer write failed; reconnecting");
-                break;
+            match tokio::time::timeout(WRITE_STALL_MAX, stream.write_all(&buffer)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => {
+                    tracing::debug!(peer = to, %error, "peer write failed; reconnecting");
+                    break;
+                }
+                Err(_) => {
+                    tracing::info!(peer = to, "peer write stalled; reconnecting");
+                    abort(&stream);
+                    break;
+                }
             }
         }
     }
+}
+
+/// Makes dropping `stream` discard what it still holds (a reset, not a graceful close): a
+/// backlog of heartbeats delivered seconds late would keep followers following a leader
+/// that is gone.
+fn abort(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
 }
 
 /// Appends one frame carrying `message` to `buffer`.

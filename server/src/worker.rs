@@ -384,7 +384,7 @@ pub fn run(
     // A turn stops taking client inputs, and applying, after half a tick, so that the loop
     // comes back to ticking and to peers' messages: heartbeats go out on time under any load.
     let budget = tick / 2;
-    let mut handover = Handover::default();
+    let mut handover = Handover::new(tick, replica.election_tick());
     loop {
         // Work left from the last turn (committed entries not yet applied) goes on at once.
         let wait = if replica.has_ready() {
@@ -627,17 +627,27 @@ pub fn run(
 /// Partition 0's leader hands its leadership to a follower with better links when its own
 /// are too lossy to make a quorum (`links.rs`); the other partitions follow partition 0.
 /// It leads for a [`links::WINDOW`] first (so its view of the links is its own, not a
-/// predecessor's), and tries again every [`links::HANDOVER_RETRY`] while it still leads (a
-/// transfer over a lossy link can time out).
-#[derive(Default)]
+/// predecessor's), and while it still leads tries again — another follower first — once
+/// raft-rs gave the transfer up (a transfer over a lossy link can time out).
 struct Handover {
+    /// How long after a try the next may come: an election timeout and two ticks.
+    retry: Duration,
     /// Since when this replica leads.
     leading_since: Option<Instant>,
-    /// When it last tried to hand over.
-    last: Option<Instant>,
+    /// When it last tried to hand over, and to whom.
+    last: Option<(Instant, u64)>,
 }
 
 impl Handover {
+    fn new(tick: Duration, election_tick: usize) -> Handover {
+        let ticks = u32::try_from(election_tick + 2).unwrap_or(u32::MAX);
+        Handover {
+            retry: tick.saturating_mul(ticks),
+            leading_since: None,
+            last: None,
+        }
+    }
+
     fn tick(&mut self, replica: &mut Replica, links: &Links) {
         if !replica.is_leader() {
             self.leading_since = None;
@@ -650,7 +660,7 @@ impl Handover {
         if now.duration_since(since) < window
             || self
                 .last
-                .is_some_and(|at| now.duration_since(at) < links::HANDOVER_RETRY)
+                .is_some_and(|(at, _)| now.duration_since(at) < self.retry)
         {
             return;
         }
@@ -660,7 +670,8 @@ impl Handover {
             .copied()
             .filter(|&v| v != replica.node_id())
             .collect();
-        if let Some(target) = links.handover(&followers, replica.voters().len()) {
+        let tried = self.last.map(|(_, target)| target);
+        if let Some(target) = links.handover(&followers, replica.voters().len(), tried) {
             tracing::info!(
                 partition = 0,
                 to = target,
@@ -669,7 +680,7 @@ impl Handover {
                 "handing leadership over: this node's links are too lossy for a quorum"
             );
             replica.transfer_leader(target);
-            self.last = Some(now);
+            self.last = Some((now, target));
         }
     }
 }
