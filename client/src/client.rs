@@ -91,8 +91,7 @@ const HOUR_NS: u64 = 3_600 * 1_000_000_000;
 /// How a [`Client`] talks to the cluster.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientOptions {
-    /// How long one attempt waits for its answer (and one connection attempt for its
-    /// handshake) before it counts as failed.
+    /// How long one attempt waits for its answer before it counts as failed.
     pub request_timeout: Duration,
     /// How long a request is retried, from its first attempt, before the call gives up.
     pub retry_deadline: Duration,
@@ -100,6 +99,8 @@ pub struct ClientOptions {
     pub retries_max: u32,
     /// How long a connection may deliver nothing while requests wait on it, and then leave
     /// a ping unanswered, before it is presumed dead and its requests retried elsewhere.
+    /// Twice this (at most `request_timeout`) bounds each step of opening a connection (TCP
+    /// connect, then `Hello`): a paused node's kernel still accepts connections.
     pub liveness_timeout: Duration,
     /// Pause after the first failed attempt; it doubles with each further failure, up to
     /// [`RETRY_BACKOFF_MAX`], with random jitter of up to half.
@@ -216,7 +217,9 @@ impl Client {
         let core = Arc::new(Core {
             router: Router::new(
                 addresses.to_vec(),
-                options.request_timeout,
+                options
+                    .request_timeout
+                    .min(options.liveness_timeout.saturating_mul(2)),
                 options.liveness_timeout,
             ),
             in_flight: Semaphore::new(options.in_flight_max),

@@ -24,7 +24,7 @@
 //! Deliberate omissions: no TLS.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -156,6 +156,8 @@ pub(crate) struct Connection {
     shared: Arc<Shared>,
     request_id_next: AtomicU64,
     shutdown: watch::Sender<bool>,
+    /// Set when the liveness watch closed it: the node answered nothing, not even a ping.
+    presumed_dead: AtomicBool,
 }
 
 impl Connection {
@@ -192,6 +194,7 @@ impl Connection {
             shared,
             request_id_next: AtomicU64::new(1),
             shutdown,
+            presumed_dead: AtomicBool::new(false),
         });
 
         let hello = EncodedRequest::new(&HelloRequest {
@@ -235,6 +238,12 @@ impl Connection {
     /// The address this connection was opened to.
     pub(crate) fn address(&self) -> &str {
         &self.address
+    }
+
+    /// Whether the liveness watch closed the connection: the node answered nothing, not
+    /// even a ping (paused, or cut off).
+    pub(crate) fn is_presumed_dead(&self) -> bool {
+        self.presumed_dead.load(Ordering::Relaxed)
     }
 
     /// Whether the connection has failed or been closed.
@@ -386,6 +395,7 @@ async fn watch_liveness(
                 pinged = Some(tokio::time::Instant::now());
             }
             Some(at) if at.elapsed() >= liveness => {
+                connection.presumed_dead.store(true, Ordering::Relaxed);
                 connection.close(&format!(
                     "{} answered nothing, not even a ping, for {:?}: presumed paused or cut off",
                     connection.address,

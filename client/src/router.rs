@@ -7,7 +7,12 @@
 //! answers, and the latest hint. When the current connection is missing or dead it tries, in
 //! order: the hinted address, the leader of partition 0 as last reported, the seeds, the other
 //! reported leaders; an address that answered `not_leader` without a hint goes last, so the
-//! client does not keep asking the same follower.
+//! client does not keep asking the same follower. A node whose connection the liveness watch
+//! found dead (it answered nothing, not even a ping: paused or cut off, `connection.rs`) is
+//! *suspect* for [`SUSPECT_FOR`]: it goes after every other address, and a hint naming it is
+//! not followed. Until an election ends the followers of a paused leader keep naming it, and a
+//! paused process's kernel still accepts connections, so following the hint would wait out the
+//! hello timeout there on every round.
 //!
 //! Invariants: at most one task connects at a time (the others wait for its result rather
 //! than opening connections of their own), and a connection is only replaced by the caller
@@ -20,7 +25,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::connection::Connection;
 use crate::wire::{ClusterInfo, PartitionId};
@@ -32,12 +37,28 @@ pub const CONNECT_CANDIDATES_MAX: usize = 64;
 /// Most addresses remembered from `Hello` answers and hints, besides the seeds.
 pub const LEARNED_ADDRESSES_MAX: usize = 64;
 
+/// How long a node whose connection was found dead stays suspect (see the module
+/// documentation): longer than an election after a leader stops.
+pub const SUSPECT_FOR: Duration = Duration::from_secs(3);
+
 struct RouterState {
     seeds: Vec<String>,
     learned: Vec<String>,
     preferred: Option<String>,
     demoted: Option<String>,
+    /// A node whose connection was found dead, and when.
+    suspect: Option<(String, Instant)>,
     cluster: Option<ClusterInfo>,
+}
+
+impl RouterState {
+    /// The suspect address, while it is one.
+    fn suspect(&self) -> Option<&str> {
+        self.suspect
+            .as_ref()
+            .filter(|(_, at)| at.elapsed() < SUSPECT_FOR)
+            .map(|(address, _)| address.as_str())
+    }
 }
 
 /// Owns the current connection; see the module documentation.
@@ -62,6 +83,7 @@ impl Router {
                 learned: Vec::new(),
                 preferred: None,
                 demoted: None,
+                suspect: None,
                 cluster: None,
             }),
             connect_timeout,
@@ -130,6 +152,9 @@ impl Router {
                 state.preferred = None;
             }
             state.demoted = Some(connection.address().to_owned());
+            if connection.is_presumed_dead() {
+                state.suspect = Some((connection.address().to_owned(), Instant::now()));
+            }
         }
         self.drop_current(connection, reason);
     }
@@ -149,11 +174,11 @@ impl Router {
         {
             let mut state = self.state.lock().await;
             match &hint {
-                Some(address) => {
+                Some(address) if state.suspect() != Some(address.as_str()) => {
                     remember(&mut state, address);
                     state.preferred = Some(address.clone());
                 }
-                None => state.preferred = None,
+                _ => state.preferred = None,
             }
             // The refusing node goes last either way: right after a leader dies, its
             // followers keep naming the dead leader until an election ends, and the hint
@@ -196,14 +221,25 @@ fn candidates(state: &RouterState) -> Vec<String> {
         .chain(leader_zero.iter())
         .chain(state.seeds.iter())
         .chain(state.learned.iter());
+    let suspect = state.suspect();
     let mut out: Vec<String> = Vec::new();
     for address in ordered {
-        if !out.contains(address) && state.demoted.as_ref() != Some(address) {
+        if !out.contains(address)
+            && state.demoted.as_ref() != Some(address)
+            && suspect != Some(address.as_str())
+        {
             out.push(address.clone());
         }
     }
-    if let Some(demoted) = &state.demoted {
+    if let Some(demoted) = state
+        .demoted
+        .as_ref()
+        .filter(|d| suspect != Some(d.as_str()))
+    {
         out.push(demoted.clone());
+    }
+    if let Some(suspect) = suspect {
+        out.push(suspect.to_owned());
     }
     out.truncate(CONNECT_CANDIDATES_MAX);
     out
@@ -220,6 +256,7 @@ mod tests {
             learned: vec!["d:1".into()],
             preferred: None,
             demoted: None,
+            suspect: None,
             cluster: None,
         }
     }
@@ -245,5 +282,12 @@ mod tests {
         s.preferred = None;
         s.demoted = Some("c:1".into());
         assert_eq!(candidates(&s), ["a:1", "b:1", "d:1", "c:1"]);
+        // A suspect goes after the demoted address, even when it is the reported leader,
+        // and only while it is suspect.
+        s.demoted = Some("b:1".into());
+        s.suspect = Some(("c:1".into(), Instant::now()));
+        assert_eq!(candidates(&s), ["a:1", "d:1", "b:1", "c:1"]);
+        s.suspect = Some(("c:1".into(), Instant::now() - SUSPECT_FOR));
+        assert_eq!(candidates(&s), ["c:1", "a:1", "d:1", "b:1"]);
     }
 }

@@ -62,6 +62,9 @@ struct State {
 struct FakeNode {
     address: String,
     state: Arc<Mutex<State>>,
+    /// Answers nothing at all, not even `Hello` or `Ping` (a paused process: its kernel
+    /// still accepts connections).
+    silent: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl FakeNode {
@@ -74,7 +77,11 @@ impl FakeNode {
             requests: Vec::new(),
             connections: 0,
         }));
-        let node = FakeNode { address, state };
+        let node = FakeNode {
+            address,
+            state,
+            silent: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        };
         let server = node.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
@@ -83,6 +90,11 @@ impl FakeNode {
             }
         });
         node
+    }
+
+    fn pause(&self) {
+        self.silent
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn script(&self, actions: impl IntoIterator<Item = Action>) {
@@ -141,6 +153,9 @@ impl FakeNode {
 
     /// Answers one frame; `false` means drop the connection.
     fn handle(&self, frame: Frame, tx: &mpsc::UnboundedSender<Bytes>) -> bool {
+        if self.silent.load(std::sync::atomic::Ordering::Relaxed) {
+            return true;
+        }
         let id = frame.request_id;
         match frame.op {
             Operation::Hello => {
@@ -333,6 +348,31 @@ async fn a_not_leader_hint_is_followed_and_kept() {
     client.ping().await.expect("ping");
     assert_eq!(follower.count(Operation::CreateTransfers), 1);
     assert_eq!(ids_of(&leader.transfer_frames().concat()), [21, 22]);
+}
+
+/// A paused leader: the client finds its connection dead, and does not dial it again when a
+/// follower, not knowing yet, names it as the leader (it used to, and waited out the hello
+/// timeout there, for as long as the election took).
+#[tokio::test]
+async fn a_paused_leader_named_by_a_follower_is_not_dialled_again() {
+    let paused = FakeNode::start(Action::Answer).await;
+    let follower = FakeNode::start(Action::NotLeader(Some(paused.address.clone()))).await;
+    let leader = FakeNode::start(Action::Answer).await;
+    let options = ClientOptions {
+        liveness_timeout: Duration::from_millis(200),
+        retry_backoff: Duration::from_millis(1),
+        ..ClientOptions::default()
+    };
+    let client = connect(&[&paused, &follower, &leader], options).await;
+    paused.pause();
+    let outcome = client
+        .create_transfer(transfer(31))
+        .await
+        .expect("served by the leader");
+    assert_eq!(outcome.timestamp.0, 31);
+    assert_eq!(follower.count(Operation::CreateTransfers), 1);
+    assert_eq!(ids_of(&leader.transfer_frames().concat()), [31]);
+    assert_eq!(paused.connections(), 1, "the paused node was dialled again");
 }
 
 #[tokio::test]
