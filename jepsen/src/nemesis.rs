@@ -111,17 +111,18 @@ fn iptables(args: &[&str]) -> Result<(), String> {
 
 /// Cuts the links between nodes `a` and `b`, both ways.
 fn cut(a: usize, b: usize) -> Result<(), String> {
+    drop_between(a, b, &[])
+}
+
+/// Drops the packets between nodes `a` and `b`, both ways, that also match `matches`
+/// (iptables match options; none: every packet).
+fn drop_between(a: usize, b: usize, matches: &[&str]) -> Result<(), String> {
     for (from, to) in [(a, b), (b, a)] {
-        iptables(&[
-            "-A",
-            "INPUT",
-            "-s",
-            &cluster::ip(from),
-            "-d",
-            &cluster::ip(to),
-            "-j",
-            "DROP",
-        ])?;
+        let (from, to) = (cluster::ip(from), cluster::ip(to));
+        let mut rule = vec!["-A", "INPUT", "-s", &from, "-d", &to];
+        rule.extend_from_slice(matches);
+        rule.extend_from_slice(&["-j", "DROP"]);
+        iptables(&rule)?;
     }
     Ok(())
 }
@@ -245,24 +246,15 @@ impl Nemesis {
             "loss" => {
                 let target = leader.unwrap_or(1);
                 for other in (1..=nodes).filter(|&o| o != target) {
-                    for (from, to) in [(target, other), (other, target)] {
-                        iptables(&[
-                            "-A",
-                            "INPUT",
-                            "-s",
-                            &cluster::ip(from),
-                            "-d",
-                            &cluster::ip(to),
-                            "-m",
-                            "statistic",
-                            "--mode",
-                            "random",
-                            "--probability",
-                            "0.3",
-                            "-j",
-                            "DROP",
-                        ])?;
-                    }
+                    let random = [
+                        "-m",
+                        "statistic",
+                        "--mode",
+                        "random",
+                        "--probability",
+                        "0.3",
+                    ];
+                    drop_between(target, other, &random)?;
                 }
                 self.note(
                     "start",

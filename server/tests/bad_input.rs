@@ -16,26 +16,7 @@ use tally_client::wire::types::*;
 use tally_client::wire::{encode_body, HEADER_SIZE};
 
 fn setup(raw: &mut Raw) {
-    let _: CreateLedgersResponse = raw
-        .call(&CreateLedgersRequest::new(&[NewLedger {
-            id: LedgerId(1),
-            scale: 0,
-            code: 1,
-        }]))
-        .expect("ledger");
-    let account = |id| NewAccount {
-        id: AccountId(id),
-        ledger: LedgerId(1),
-        code: 1,
-        flags: AccountFlags(0),
-        limit: None,
-        user_data_128: 0,
-        user_data_64: 0,
-        user_data_32: 0,
-    };
-    let _: CreateAccountsResponse = raw
-        .call(&CreateAccountsRequest::new(&[account(1), account(2)]))
-        .expect("accounts");
+    create_ledger_and_two_accounts(raw);
     let transfer = NewTransfer::plain(
         TransferId(1),
         AccountId(1),

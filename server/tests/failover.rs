@@ -68,27 +68,8 @@ async fn a_killed_or_paused_leader_costs_callers_nothing() {
     let client = Client::connect(&cluster.live(), ClientOptions::default())
         .await
         .expect("connect");
-    client
-        .create_ledgers(vec![NewLedger {
-            id: LEDGER,
-            scale: 0,
-            code: 1,
-        }])
-        .await
-        .expect("ledger");
-    let accounts: Vec<NewAccount> = (1..=2)
-        .map(|id| NewAccount {
-            id: AccountId(id),
-            ledger: LEDGER,
-            code: 1,
-            flags: AccountFlags(0),
-            limit: None,
-            user_data_128: 0,
-            user_data_64: 0,
-            user_data_32: 0,
-        })
-        .collect();
-    client.create_accounts(accounts).await.expect("accounts");
+    // Ledger 1 is LEDGER.
+    common::create_ledger_and_accounts(&client, 2).await;
 
     let log = Arc::new(Mutex::new(Log {
         successes: Vec::new(),

@@ -28,29 +28,6 @@ fn rss_kib(server: &Server) -> u64 {
         .expect("VmRSS")
 }
 
-fn setup(raw: &mut Raw) {
-    let _: CreateLedgersResponse = raw
-        .call(&CreateLedgersRequest::new(&[NewLedger {
-            id: LedgerId(1),
-            scale: 0,
-            code: 1,
-        }]))
-        .expect("ledger");
-    let account = |id| NewAccount {
-        id: AccountId(id),
-        ledger: LedgerId(1),
-        code: 1,
-        flags: AccountFlags(0),
-        limit: None,
-        user_data_128: 0,
-        user_data_64: 0,
-        user_data_32: 0,
-    };
-    let _: CreateAccountsResponse = raw
-        .call(&CreateAccountsRequest::new(&[account(1), account(2)]))
-        .expect("accounts");
-}
-
 /// The good client: a lookup answered within a few seconds, on a fresh connection.
 fn served(address: SocketAddr) {
     let started = Instant::now();
@@ -67,7 +44,7 @@ fn node() -> (tempfile::TempDir, Server, u64) {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::single(dir.path());
     let mut raw = Raw::connect(server.address);
-    setup(&mut raw);
+    common::create_ledger_and_two_accounts(&mut raw);
     drop(raw);
     std::thread::sleep(Duration::from_millis(300));
     let idle = rss_kib(&server);

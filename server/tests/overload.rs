@@ -46,27 +46,7 @@ async fn a_saturated_client_inbox_moves_no_leader() {
     let client = Client::connect(&cluster.live(), ClientOptions::default())
         .await
         .expect("connect");
-    client
-        .create_ledgers(vec![NewLedger {
-            id: LedgerId(1),
-            scale: 0,
-            code: 1,
-        }])
-        .await
-        .expect("ledger");
-    let accounts: Vec<NewAccount> = (1..=ACCOUNTS)
-        .map(|id| NewAccount {
-            id: AccountId(id),
-            ledger: LedgerId(1),
-            code: 1,
-            flags: AccountFlags(0),
-            limit: None,
-            user_data_128: 0,
-            user_data_64: 0,
-            user_data_32: 0,
-        })
-        .collect();
-    client.create_accounts(accounts).await.expect("accounts");
+    common::create_ledger_and_accounts(&client, ACCOUNTS).await;
     let before = views(&cluster).await;
     let (leader, term, _) = before[0];
     assert!(

@@ -69,6 +69,24 @@ fn frame(message: &PeerMessage) -> Vec<u8> {
     out
 }
 
+/// What a forger dialling as node `node_id` presents.
+fn forger(
+    node_id: u64,
+    secret: Vec<u8>,
+    cluster_id: u128,
+    peers: &BTreeMap<u64, SocketAddr>,
+) -> PeerConfig {
+    PeerConfig {
+        node_id,
+        peer_address: "127.0.0.1:0".parse().expect("address"),
+        client_address: "127.0.0.1:1".into(),
+        cluster_id,
+        partitions: 1,
+        voters: peers.clone(),
+        secret,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_peer_traffic_moves_no_leader_and_touches_no_data() {
     let cluster = Cluster::start(3, &[]);
@@ -76,27 +94,7 @@ async fn forged_peer_traffic_moves_no_leader_and_touches_no_data() {
     let client = Client::connect(&cluster.live(), ClientOptions::default())
         .await
         .expect("connect");
-    client
-        .create_ledgers(vec![NewLedger {
-            id: LedgerId(1),
-            scale: 0,
-            code: 1,
-        }])
-        .await
-        .expect("ledger");
-    let accounts: Vec<NewAccount> = (1..=2)
-        .map(|id| NewAccount {
-            id: AccountId(id),
-            ledger: LedgerId(1),
-            code: 1,
-            flags: AccountFlags(0),
-            limit: None,
-            user_data_128: 0,
-            user_data_64: 0,
-            user_data_32: 0,
-        })
-        .collect();
-    client.create_accounts(accounts).await.expect("accounts");
+    common::create_ledger_and_accounts(&client, 2).await;
     for id in 1..=50u128 {
         let transfer = NewTransfer::plain(
             TransferId(id),
@@ -182,15 +180,7 @@ async fn forged_peer_traffic_moves_no_leader_and_touches_no_data() {
             (secret.clone(), cluster_id, 9, "an unknown node id"),
             (secret.clone(), cluster_id, id, "the acceptor's own id"),
         ] {
-            let config = PeerConfig {
-                node_id: from,
-                peer_address: "127.0.0.1:0".parse().expect("address"),
-                client_address: "127.0.0.1:1".into(),
-                cluster_id,
-                partitions: 1,
-                voters: peers.clone(),
-                secret,
-            };
+            let config = forger(from, secret, cluster_id, &peers);
             let mut stream = TcpStream::connect(address).await.expect("connect");
             let result = dial_handshake(&mut stream, &config, id).await;
             assert!(result.is_err(), "node {id} accepted a dialer with {what}");
@@ -209,15 +199,7 @@ async fn forged_peer_traffic_moves_no_leader_and_touches_no_data() {
         } else {
             leader
         };
-        let config = PeerConfig {
-            node_id: claimed,
-            peer_address: "127.0.0.1:0".parse().expect("address"),
-            client_address: "127.0.0.1:1".into(),
-            cluster_id,
-            partitions: 1,
-            voters: peers.clone(),
-            secret: secret.clone(),
-        };
+        let config = forger(claimed, secret.clone(), cluster_id, &peers);
         let mut stream = TcpStream::connect(address).await.expect("connect");
         dial_handshake(&mut stream, &config, id)
             .await
@@ -355,15 +337,7 @@ async fn forged_peer_traffic_moves_no_leader_and_touches_no_data() {
             .copied()
             .find(|&o| o != id && o != leader)
             .expect("a third node");
-        let config = PeerConfig {
-            node_id: other,
-            peer_address: "127.0.0.1:0".parse().expect("address"),
-            client_address: "127.0.0.1:1".into(),
-            cluster_id,
-            partitions: 1,
-            voters: peers.clone(),
-            secret: secret.clone(),
-        };
+        let config = forger(other, secret.clone(), cluster_id, &peers);
         let mut stream = TcpStream::connect(address).await.expect("connect");
         dial_handshake(&mut stream, &config, id)
             .await

@@ -320,3 +320,54 @@ impl Cluster {
         }
     }
 }
+
+/// An account of ledger 1 with code 1 and no flags or limit.
+pub fn plain_account(id: u128) -> tally_client::wire::types::NewAccount {
+    use tally_client::wire::types::*;
+    NewAccount {
+        id: AccountId(id),
+        ledger: LedgerId(1),
+        code: 1,
+        flags: AccountFlags(0),
+        limit: None,
+        user_data_128: 0,
+        user_data_64: 0,
+        user_data_32: 0,
+    }
+}
+
+/// Creates ledger 1 (scale 0) and accounts `1..=accounts` in it through `client`.
+pub async fn create_ledger_and_accounts(client: &tally_client::Client, accounts: u128) {
+    use tally_client::wire::types::*;
+    client
+        .create_ledgers(vec![NewLedger {
+            id: LedgerId(1),
+            scale: 0,
+            code: 1,
+        }])
+        .await
+        .expect("ledger");
+    client
+        .create_accounts((1..=accounts).map(plain_account).collect())
+        .await
+        .expect("accounts");
+}
+
+/// Creates ledger 1 (scale 0) and accounts 1 and 2 over a raw connection.
+pub fn create_ledger_and_two_accounts(raw: &mut Raw) {
+    use tally_client::wire::messages::*;
+    use tally_client::wire::types::*;
+    let _: CreateLedgersResponse = raw
+        .call(&CreateLedgersRequest::new(&[NewLedger {
+            id: LedgerId(1),
+            scale: 0,
+            code: 1,
+        }]))
+        .expect("ledger");
+    let _: CreateAccountsResponse = raw
+        .call(&CreateAccountsRequest::new(&[
+            plain_account(1),
+            plain_account(2),
+        ]))
+        .expect("accounts");
+}
