@@ -314,6 +314,16 @@ impl NodeConfig {
         if !(1..=100_000).contains(&self.connections_max) {
             return Err(invalid("connections_max", "1 to 100000"));
         }
+        if !(100..=1_000_000_000).contains(&self.checkpoint_interval_entries) {
+            // Fewer would write a checkpoint (every account) after nearly every entry.
+            return Err(invalid(
+                "checkpoint_interval_entries",
+                format!(
+                    "100 to 1000000000, not {}",
+                    self.checkpoint_interval_entries
+                ),
+            ));
+        }
         let segments = tally_engine::segment::SEGMENT_SIZE_MAX_MIN
             ..=tally_engine::segment::SEGMENT_SIZE_MAX_LIMIT;
         if !segments.contains(&self.segment_size_max) {

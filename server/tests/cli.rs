@@ -379,6 +379,11 @@ fn start_flags_have_defaults_and_are_validated() {
         ("--connections-max", "0", "connections_max"),
         ("--election-ticks", "1", "election_ticks"),
         ("--heartbeat-ticks", "10", "heartbeat_ticks"),
+        (
+            "--checkpoint-interval-entries",
+            "0",
+            "checkpoint_interval_entries",
+        ),
     ] {
         let output = tally(&[
             "start",
