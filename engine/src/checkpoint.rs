@@ -24,6 +24,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::command::{AccountFlags, TransferFlags};
+use crate::files::{Paced, PACE_BYTES};
 use crate::le;
 use crate::outcome::{Balances, TransferOutcome, TransferResult};
 use crate::partition::{
@@ -419,10 +420,14 @@ pub fn write_snapshot(
     let path = dir.join(format!("{PREFIX}{:020}{SUFFIX}", index.0));
     let temporary = dir.join(format!("{PREFIX}{:020}{SUFFIX}.tmp", index.0));
     {
-        let mut file = File::create(&temporary).map_err(io_error(&temporary))?;
-        file.write_all(&header).map_err(io_error(&temporary))?;
-        file.write_all(&body).map_err(io_error(&temporary))?;
-        file.sync_all().map_err(io_error(&temporary))?;
+        let file = File::create(&temporary).map_err(io_error(&temporary))?;
+        let mut out = Paced::new(file);
+        out.write_all(&header).map_err(io_error(&temporary))?;
+        // In pieces, so that the pace is kept (one write of it all would be one burst).
+        for piece in body.chunks(PACE_BYTES as usize) {
+            out.write_all(piece).map_err(io_error(&temporary))?;
+        }
+        out.into_file().sync_all().map_err(io_error(&temporary))?;
     }
     fs::rename(&temporary, &path).map_err(io_error(&path))?;
     File::open(dir)

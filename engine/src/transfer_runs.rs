@@ -47,6 +47,7 @@ use rustc_hash::FxHashSet;
 use thiserror::Error;
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::files::Paced;
 use crate::le;
 use crate::partition::{HoldStatus, TransferRecord};
 use crate::types::{PartitionId, TransferId};
@@ -478,9 +479,9 @@ fn write(
     let path = dir.join(file_name(first, last));
     let temporary = dir.join(format!("{}.tmp", file_name(first, last)));
     let file = File::create(&temporary).map_err(io_error(&temporary))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
+    let mut out = BufWriter::with_capacity(1 << 20, Paced::new(file));
     let mut crc = crc32fast::Hasher::new();
-    let mut put = |out: &mut BufWriter<File>, bytes: &[u8]| -> io::Result<()> {
+    let mut put = |out: &mut BufWriter<Paced>, bytes: &[u8]| -> io::Result<()> {
         crc.update(bytes);
         out.write_all(bytes)
     };
@@ -512,7 +513,8 @@ fn write(
     result?;
     let mut file = out
         .into_inner()
-        .map_err(|e| io_error(&temporary)(e.into_error()))?;
+        .map_err(|e| io_error(&temporary)(e.into_error()))?
+        .into_file();
     let mut h = Vec::with_capacity(TRANSFER_RUN_HEADER_SIZE);
     h.extend_from_slice(&TRANSFER_RUN_MAGIC);
     h.extend_from_slice(&TRANSFER_RUN_VERSION.to_le_bytes());

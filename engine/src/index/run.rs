@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use super::{Bucket, HistoryEntry, IndexError, HOUR_NANOS};
+use crate::files::Paced;
 use crate::index::{PostingKind, Side};
 use crate::le;
 use crate::outcome::Balances;
@@ -376,7 +377,7 @@ where
     let temporary = dir.join(format!("{}.tmp", file_name(first, last)));
     let file = File::create(&temporary).map_err(io_error(&temporary))?;
     let mut out = CrcWriter {
-        inner: BufWriter::with_capacity(1 << 20, file),
+        inner: BufWriter::with_capacity(1 << 20, Paced::new(file)),
         hasher: crc32fast::Hasher::new(),
         offset: RUN_HEADER_SIZE as u64,
     };
@@ -417,7 +418,11 @@ where
         let directory_offset = out.offset;
         out.write_all(&directory)?;
         let crc = out.hasher.clone().finalize();
-        let file = out.inner.into_inner().map_err(|e| e.into_error())?;
+        let file = out
+            .inner
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .into_file();
         Ok((directory_offset, account_count, crc, file))
     })();
     let (directory_offset, account_count, crc, mut file) = result.map_err(wrap)?;
@@ -498,7 +503,7 @@ impl AccountSource<'_> {
 }
 
 struct CrcWriter {
-    inner: BufWriter<File>,
+    inner: BufWriter<Paced>,
     hasher: crc32fast::Hasher,
     offset: u64,
 }
