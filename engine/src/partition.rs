@@ -518,11 +518,12 @@ struct SpillInFlight {
 }
 
 /// What a spill thread wrote: every record it spilled as (id, slot, refunded total as
-/// written), and the run with its ids in id order (none if every record in range was a
-/// pending hold).
+/// written), the run with its ids in id order (none if every record in range was a
+/// pending hold), and the slots it left (the pending holds).
 type WrittenSpill = (
     Vec<(TransferId, u64, u128)>,
     Option<(WrittenRuns, Vec<TransferId>)>,
+    Vec<u64>,
 );
 
 impl Drop for Partition {
@@ -544,13 +545,18 @@ fn write_spill(
     end: u64,
 ) -> Result<WrittenSpill, String> {
     // Sort (id, slot) pairs rather than the records themselves.
-    let mut spilled: Vec<(TransferId, u64, u128)> = (start..end)
-        .map(|slot| (slot, records.get(slot)))
-        .filter(|(_, record)| record.hold != HoldStatus::Pending)
-        .map(|(slot, record)| (record.id, slot, record.refunded))
-        .collect();
+    let mut spilled: Vec<(TransferId, u64, u128)> = Vec::new();
+    let mut kept = Vec::new();
+    for slot in start..end {
+        let record = records.get(slot);
+        if record.hold == HoldStatus::Pending {
+            kept.push(slot);
+        } else {
+            spilled.push((record.id, slot, record.refunded));
+        }
+    }
     if spilled.is_empty() {
-        return Ok((spilled, None));
+        return Ok((spilled, None, kept));
     }
     spilled.sort_unstable_by_key(|&(id, _, _)| id);
     let digest = spilled.iter().fold(0u128, |sum, &(id, slot, _)| {
@@ -562,7 +568,17 @@ fn write_spill(
     );
     let run = writer.write(&batch).map_err(|e| e.to_string())?;
     let ids = spilled.iter().map(|&(id, _, _)| id).collect();
-    Ok((spilled, Some((run, ids))))
+    Ok((spilled, Some((run, ids)), kept))
+}
+
+/// The most ids a spilling partition's map is sized for up front (see
+/// `Partition::reserve_transfers`): 4M, about 100 MB of address space, most of it untouched
+/// until used.
+pub const TRANSFERS_RESERVED_MAX: usize = 1 << 22;
+
+/// How many records one spill writes: an eighth of the records kept in memory, 4 to 128k.
+fn spill_batch_len(transfers_memory_max: usize) -> usize {
+    (transfers_memory_max / 8).clamp(4, 1 << 17)
 }
 
 impl Default for Partition {
@@ -609,7 +625,21 @@ impl Partition {
         let mut partition = Partition::new();
         partition.runs = Some(runs);
         partition.transfers_memory_max = transfers_memory_max;
+        partition.reserve_transfers();
         partition
+    }
+
+    /// Sizes the id map for the most records a spilling partition keeps in memory (up to
+    /// [`TRANSFERS_RESERVED_MAX`]), once: growing it on the way would rehash every id
+    /// in one apply, a stall of tens of milliseconds at a million records.
+    fn reserve_transfers(&mut self) {
+        let batch = spill_batch_len(self.transfers_memory_max);
+        let most = self
+            .transfers_memory_max
+            .saturating_add(3 * batch)
+            .min(TRANSFERS_RESERVED_MAX);
+        self.transfers
+            .reserve(most.saturating_sub(self.transfers.len()));
     }
 
     /// The transfer runs, if this partition spills.
@@ -882,7 +912,7 @@ impl Partition {
     }
 
     /// Spills the oldest records that can no longer change once more than
-    /// `transfers_memory_max` plus one batch (an eighth of the bound, 4 to 2^17) are in
+    /// `transfers_memory_max` plus one batch (an eighth of the bound, 4 to 2^14) are in
     /// memory, down to the bound. Pending holds stay in memory: they move to the newest
     /// slots.
     ///
@@ -897,7 +927,7 @@ impl Partition {
             return;
         }
         let max = self.transfers_memory_max as u64;
-        let batch_len = (max / 8).clamp(4, 1 << 17);
+        let batch_len = spill_batch_len(self.transfers_memory_max) as u64;
         if let Some(flight) = &self.spill_in_flight {
             let resident = self.records.len() - self.spilled_prefix;
             if !flight.handle.is_finished() && resident < max.saturating_add(2 * batch_len) {
@@ -933,7 +963,7 @@ impl Partition {
             Ok(result) => result,
             Err(_) => Err("the spill thread panicked".to_string()),
         };
-        let (spilled, run) = match written {
+        let (spilled, run, kept) = match written {
             Ok(written) => written,
             Err(e) => {
                 // Nothing changed: the records stay in memory and the spill is retried
@@ -966,7 +996,7 @@ impl Partition {
             }
         }
         // What stays: pending holds (at the scan), moved to the newest slots.
-        for slot in self.spilled_prefix..end {
+        for slot in kept {
             let record = *self.records.get(slot);
             if self.transfers.get(&record.id) == Some(&slot) {
                 let new_slot = self.records.push(record);
@@ -2078,6 +2108,7 @@ impl PartitionBuilder {
         partition.refunded_overlay = overlay;
         partition.transfers_memory_max = transfers_memory_max;
         partition.digest = digest;
+        partition.reserve_transfers();
         Ok(partition)
     }
 }
