@@ -649,39 +649,115 @@ fn backstop_merges_bound_the_runs_and_keep_the_answers() {
             }
         }
         assert!(flushes > 20, "seed {seed}: only {flushes} flushes");
-        for account in (1..=ACCOUNTS).map(AccountId) {
-            let mut got = Vec::new();
-            let mut cursor = None;
-            loop {
-                let query = HistoryQuery {
-                    cursor,
-                    limit: 7,
-                    direction: Direction::OldestFirst,
-                    from: None,
-                    to: None,
-                };
-                let page = index.account_history(account, &query).expect("history");
-                got.extend(page.entries);
-                match page.next {
-                    Some(next) => cursor = Some(next),
-                    None => break,
-                }
+        check_index(&index, &model, seed);
+    }
+}
+
+/// A flush is written on its own thread while ingesting goes on: queries read the runs, the
+/// part being written and the part still growing as one history, equal to the model's, before
+/// and after the flush is installed; dropped mid-flush, the index reopens with the flush's
+/// run (its file was complete) and nothing else.
+#[test]
+fn queries_read_a_flush_in_progress_and_the_memory_after_it() {
+    for seed in seeds() {
+        println!("INDEX_SEED={seed}");
+        let payloads = workload(seed, 200);
+        let model = Model::new(&payloads);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut index, _) =
+            Index::open(dir.path(), PartitionId(1), LogIndex(u64::MAX), 5).expect("open index");
+        let mut partition = Partition::new();
+        partition.set_postings_enabled(true);
+        let mut postings = Vec::new();
+        let mut flushed_at = None;
+        for (i, payload) in payloads.iter().enumerate() {
+            let index_of = LogIndex(i as u64 + 1);
+            partition.apply(index_of, payload);
+            postings.clear();
+            partition.drain_postings(&mut postings);
+            index.ingest(&postings, index_of);
+            // Flush until near the end, so that a flush is still in flight and entries
+            // came after it when the answers are checked.
+            if index.wants_flush() && i + 10 < payloads.len() {
+                index.start_flush().expect("start a flush");
+                flushed_at = Some(index_of);
             }
+            if i % 7 == 0 {
+                index.finish_flush(false).expect("install a finished flush");
+            }
+        }
+        let flushed_at = flushed_at.expect("some flush");
+        if !index.is_flushing() {
+            // The last flush may have been installed by a poll: start one more.
+            index.start_flush().expect("start a flush");
+        }
+        assert!(index.is_flushing(), "seed {seed}: a flush in flight");
+        check_index(&index, &model, seed);
+        index.finish_flush(true).expect("finish the flush");
+        assert!(index.durable() >= flushed_at, "seed {seed}");
+        let durable = index.durable();
+        check_index(&index, &model, seed);
+        // Dropped with a flush in flight: its run is complete on disk.
+        index.start_flush().expect("start the last flush");
+        let covered = index.covered();
+        drop(index);
+        let (index, report) =
+            Index::open(dir.path(), PartitionId(1), LogIndex(u64::MAX), 5).expect("reopen");
+        assert!(
+            report.removed.is_empty(),
+            "seed {seed}: {:?}",
+            report.removed
+        );
+        assert!(report.durable >= durable, "seed {seed}");
+        assert_eq!(report.durable, covered, "seed {seed}: the last flush's run");
+        check_index(&index, &model, seed);
+    }
+}
+
+/// Every account's whole history, paged, and balances and flows at points of it, against
+/// the model.
+fn check_index(index: &Index, model: &Model, seed: u64) {
+    for account in (1..=ACCOUNTS).map(AccountId) {
+        let mut got = Vec::new();
+        let mut cursor = None;
+        loop {
+            let query = HistoryQuery {
+                cursor,
+                limit: 7,
+                direction: Direction::OldestFirst,
+                from: None,
+                to: None,
+            };
+            let page = index.account_history(account, &query).expect("history");
+            got.extend(page.entries);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(
+            got,
+            model.history(account),
+            "seed {seed}: account {account}"
+        );
+        for (k, entry) in got.iter().enumerate().step_by(5) {
+            let time = entry.timestamp.0;
             assert_eq!(
-                got,
-                model.history(account),
-                "seed {seed}: account {account}"
+                index
+                    .balance_at(account, Timestamp(time))
+                    .expect("balance_at"),
+                model.balance_at(account, time),
+                "seed {seed}: account {account} at {time}"
             );
-            for entry in got.iter().step_by(5) {
-                let time = entry.timestamp.0;
-                assert_eq!(
-                    index
-                        .balance_at(account, Timestamp(time))
-                        .expect("balance_at"),
-                    model.balance_at(account, time),
-                    "seed {seed}: account {account} at {time}"
-                );
-            }
+            let to = got.get(k + 4).map_or(u64::MAX, |e| e.timestamp.0);
+            let flows = index
+                .account_flows(account, Timestamp(time), Timestamp(to))
+                .expect("flows");
+            assert_eq!(
+                (flows.incoming, flows.outgoing),
+                model.flows(account, time, to),
+                "seed {seed}: account {account} flows {time}..{to}"
+            );
         }
     }
 }

@@ -14,17 +14,22 @@
 //! events. So timestamps per account never decrease (asserted on ingest).
 //!
 //! Recent entries live in memory (a hash map of per-account vectors, bounded by
-//! `memory_entries_max`); [`Index::flush`] writes them as an immutable, checksummed run file
-//! ([`run`]) read through `memmap2`. An account's history is the concatenation of its blocks
-//! in every run (oldest first) and its in-memory part (an `AccountView`). Runs are merged
+//! `memory_entries_max`); a flush writes them as an immutable, checksummed run file
+//! ([`run`]) read through `memmap2`. [`Index::start_flush`] freezes the in-memory part and
+//! writes it on a background thread while ingesting goes on into a new part, so the
+//! applying thread never waits for the disk (only for a previous flush still being written,
+//! which bounds memory at two parts); the frozen part answers queries until its run is
+//! installed ([`Index::finish_flush`]). An account's history is the concatenation of its
+//! blocks in every run (oldest first), then its frozen and its growing in-memory parts (an
+//! `AccountView`). Runs are merged
 //! size-tiered on background threads: [`MERGE_FANOUT`] adjacent runs of one size tier (a
 //! factor of 4 per tier, from [`MERGE_TIER_BASE`]) become one, and past [`run::RUNS_MAX`]
 //! runs the adjacent pair with the smallest total size is merged. So there are
 //! O(log history) runs, a lookup touches that many parts, and each entry is rewritten
 //! O(log history) times over its life (rewriting everything at each merge would make the
-//! total write volume quadratic in the history). The applying thread only writes the
-//! flushed run; a merge replaces its inputs when it is done (queries read the inputs until
-//! then), and a flush waits for merges only if they fall [`RUNS_HARD_MAX`] runs behind.
+//! total write volume quadratic in the history). A merge replaces its inputs when it is done
+//! (queries read the inputs until then), and installing a flush waits for merges only if
+//! they fall [`RUNS_HARD_MAX`] runs behind.
 //!
 //! # Queries and their cost
 //! Every query is a handful of binary searches over the view (by timestamp over entries, by
@@ -365,9 +370,14 @@ pub struct Index {
     merges: Vec<Merging>,
     /// The error of the last failed merge, if any (its inputs stay; retried later).
     merge_error: Option<String>,
-    /// Every in-memory entry, in apply order.
-    entries: Vec<HistoryEntry>,
-    memory: FxHashMap<AccountId, MemoryAccount>,
+    /// The in-memory part that is being written as a run, if any: it covers
+    /// `durable + 1 ..= flushing.last` and answers queries until its run is installed.
+    flushing: Option<Flushing>,
+    /// The in-memory part still growing, after `flushing`'s.
+    live: Memory,
+    /// A flushed part's allocations, emptied, for the next part to grow into (vectors of
+    /// busy accounts are reused instead of freed and faulted in again).
+    spare: Option<Memory>,
     memory_entries_max: usize,
     /// The runs cover log indexes `1..=durable`.
     durable: LogIndex,
@@ -377,6 +387,30 @@ pub struct Index {
     fanout: usize,
     /// More runs than this are merged by the backstop (see [`run::RUNS_MAX`]).
     runs_max: usize,
+}
+
+/// In-memory entries, in apply order, and each account's positions among them.
+#[derive(Default)]
+pub(crate) struct Memory {
+    entries: Vec<HistoryEntry>,
+    accounts: FxHashMap<AccountId, MemoryAccount>,
+}
+
+impl Memory {
+    /// This account's part, if it has entries here.
+    fn account(&self, account: AccountId) -> Option<&MemoryAccount> {
+        self.accounts
+            .get(&account)
+            .filter(|m| !m.positions.is_empty())
+    }
+}
+
+/// An in-memory part frozen at a flush, and the thread writing it as the run of
+/// `first..=last`.
+struct Flushing {
+    last: LogIndex,
+    memory: Arc<Memory>,
+    handle: std::thread::JoinHandle<Result<Run, IndexError>>,
 }
 
 /// A merge of the runs covering `first..=last` into one, written on a background thread.
@@ -389,10 +423,14 @@ struct Merging {
 }
 
 impl Drop for Index {
-    /// Waits for running merges and installs them (deleting their inputs), so that no
-    /// thread writes into the directory after the index is gone (a reopened index would
-    /// race it) and the files left are the runs in use.
+    /// Waits for a flush being written (its run file is complete; the next open finds it)
+    /// and for running merges, installing them (deleting their inputs), so that no thread
+    /// writes into the directory after the index is gone (a reopened index would race it)
+    /// and the files left are the runs in use.
     fn drop(&mut self) {
+        if let Some(flushing) = self.flushing.take() {
+            let _ = flushing.handle.join();
+        }
         self.wait_for_merges();
     }
 }
@@ -465,8 +503,9 @@ impl Index {
             runs,
             merges: Vec::new(),
             merge_error: None,
-            entries: Vec::new(),
-            memory: FxHashMap::default(),
+            flushing: None,
+            live: Memory::default(),
+            spare: None,
             memory_entries_max,
             durable,
             covered: durable,
@@ -505,6 +544,7 @@ impl Index {
     /// Waits for every running merge, installs the results, and repeats while the policy
     /// wants more: afterwards the runs are as merged as the policy asks (tests, shutdown).
     pub fn settle(&mut self) -> Result<(), IndexError> {
+        self.finish_flush(true)?;
         loop {
             self.wait_for_merges();
             if let Some(error) = &self.merge_error {
@@ -522,14 +562,19 @@ impl Index {
         self.runs.len()
     }
 
-    /// How many entries the in-memory part holds.
+    /// How many entries the in-memory part holds (being flushed or not).
     pub fn memory_entries(&self) -> usize {
-        self.entries.len()
+        self.live.entries.len() + self.flushing.as_ref().map_or(0, |f| f.memory.entries.len())
     }
 
-    /// Whether the in-memory part has reached its bound and should be flushed.
+    /// Whether the growing in-memory part has reached its bound and should be flushed.
     pub fn wants_flush(&self) -> bool {
-        self.entries.len() >= self.memory_entries_max
+        self.live.entries.len() >= self.memory_entries_max
+    }
+
+    /// Whether a flush is being written.
+    pub fn is_flushing(&self) -> bool {
+        self.flushing.is_some()
     }
 
     /// Adds the postings of applied entries, in apply order, and marks every entry up to
@@ -544,8 +589,8 @@ impl Index {
                 continue;
             }
             // Cannot overflow: flushes keep the count below `memory_entries_max`, a u32.
-            let position = self.entries.len() as u32;
-            let account = self.memory.entry(posting.account).or_default();
+            let position = self.live.entries.len() as u32;
+            let account = self.live.accounts.entry(posting.account).or_default();
             if account.positions.is_empty() {
                 account.hour_starts.push(0);
             } else {
@@ -562,7 +607,7 @@ impl Index {
             }
             account.positions.push(position);
             account.last_timestamp = posting.timestamp;
-            self.entries.push(HistoryEntry::from_posting(posting));
+            self.live.entries.push(HistoryEntry::from_posting(posting));
         }
         if applied > self.covered {
             self.covered = applied;
@@ -571,8 +616,23 @@ impl Index {
 
     /// Writes the in-memory part as a run file covering `durable + 1 ..= covered`, makes it
     /// durable, maps it, and empties memory; merges the runs if there are too many. Does
-    /// nothing if everything covered is already durable.
+    /// nothing if everything covered is already durable. Waits until it is done (see
+    /// [`Index::start_flush`] for a flush that does not).
     pub fn flush(&mut self) -> Result<(), IndexError> {
+        self.start_flush()?;
+        self.finish_flush(true)
+    }
+
+    /// Freezes the in-memory part and writes it as a run file covering
+    /// `durable + 1 ..= covered` on a background thread, while ingesting goes on into a new
+    /// in-memory part; queries read the frozen part until its run is installed
+    /// ([`Index::finish_flush`]), and [`Index::durable`] moves then. A flush still being
+    /// written is waited for first, so at most one is in flight. Does nothing if every
+    /// entry covered is durable or being written.
+    pub fn start_flush(&mut self) -> Result<(), IndexError> {
+        if self.flushing.is_some() {
+            self.finish_flush(true)?;
+        }
         if self.covered <= self.durable {
             return Ok(());
         }
@@ -582,38 +642,61 @@ impl Index {
         })?;
         let first = self.durable.next();
         let last = self.covered;
-        let mut ids: Vec<AccountId> = self
-            .memory
-            .iter()
-            .filter(|(_, account)| !account.positions.is_empty())
-            .map(|(id, _)| *id)
-            .collect();
-        ids.sort_unstable();
-        let memory = &self.memory;
-        let entries = &self.entries;
-        let path = run::write(
-            &self.dir,
-            self.partition,
-            first,
-            last,
-            ids.iter()
-                .map(|id| (*id, AccountSource::Memory(entries, &memory[id].positions))),
-        )?;
-        let file = RunFile { first, last, path };
-        self.runs
-            .push(Arc::new(Run::open_checked(&file, self.partition, false)?));
-        // Keep the vectors of accounts active in this round for the next one (their
-        // allocations are reused instead of freed and faulted in again); forget the others.
-        self.memory.retain(|_, account| {
-            let active = !account.positions.is_empty();
-            account.positions.clear();
-            account.hour_starts.clear();
-            active
-        });
-        self.entries.clear();
+        let next = self.spare.take().unwrap_or_default();
+        let memory = Arc::new(std::mem::replace(&mut self.live, next));
+        let (dir, partition, frozen) = (self.dir.clone(), self.partition, memory.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("index-flush-{partition}"))
+            .spawn(move || write_memory(&dir, partition, first, last, &frozen));
+        match spawned {
+            Ok(handle) => {
+                self.flushing = Some(Flushing {
+                    last,
+                    memory,
+                    handle,
+                })
+            }
+            Err(_) => {
+                // No thread to be had: write it here, slower but the same.
+                let run = write_memory(&self.dir, partition, first, last, &memory)?;
+                self.install_flushed(run, last);
+            }
+        }
+        Ok(())
+    }
+
+    /// Installs the flush being written, if it is done (waiting for it with `wait`): its
+    /// run joins the others, [`Index::durable`] reaches its end, its memory is freed, and
+    /// runs are merged if there are too many. A flush that failed is returned as the error
+    /// (its entries are lost from the index until a restart rebuilds them by replay, so the
+    /// caller must treat it as a storage failure).
+    pub fn finish_flush(&mut self, wait: bool) -> Result<(), IndexError> {
+        let Some(flushing) = self.flushing.take_if(|f| wait || f.handle.is_finished()) else {
+            return Ok(());
+        };
+        let run = match flushing.handle.join() {
+            Ok(result) => result?,
+            Err(_) => return Err(IndexError::Merge("the flush thread panicked".into())),
+        };
+        self.install_flushed(run, flushing.last);
+        if let Ok(mut memory) = Arc::try_unwrap(flushing.memory) {
+            // Keep the vectors of accounts active in that part; forget the others.
+            memory.accounts.retain(|_, account| {
+                let active = !account.positions.is_empty();
+                account.positions.clear();
+                account.hour_starts.clear();
+                active
+            });
+            memory.entries.clear();
+            self.spare = Some(memory);
+        }
+        Ok(())
+    }
+
+    fn install_flushed(&mut self, run: Run, last: LogIndex) {
+        self.runs.push(Arc::new(run));
         self.durable = last;
         self.maintain();
-        Ok(())
     }
 
     /// Installs finished merges and starts the ones the policy wants. Past
@@ -756,19 +839,17 @@ impl Index {
                 parts.push(Part::Disk(run, block));
             }
         }
-        if let Some(memory) = self
-            .memory
-            .get(&account)
-            .filter(|m| !m.positions.is_empty())
-        {
-            // The balances before the in-memory part: after the last entry on disk.
-            let base = match parts.last() {
-                Some(Part::Disk(run, block)) => {
-                    run.entry(block, block.entry_count - 1).map(|e| e.balances)
-                }
-                _ => Ok(Balances::default()),
+        let frozen = self.flushing.as_ref().map(|f| &*f.memory);
+        for memory in frozen.into_iter().chain([&self.live]) {
+            let Some(account) = memory.account(account) else {
+                continue;
             };
-            parts.push(Part::Memory(&self.entries, memory, base));
+            // The balances before this part: after the last entry of the part before it.
+            let base = match parts.last() {
+                Some(part) => part.entry(part.entry_count() - 1).map(|e| e.balances),
+                None => Ok(Balances::default()),
+            };
+            parts.push(Part::Memory(&memory.entries, account, base));
         }
         AccountView { parts }
     }
@@ -921,6 +1002,36 @@ impl Index {
         }
         Ok(series)
     }
+}
+
+/// Writes a frozen in-memory part as the run of `first..=last`, durable, and maps it.
+fn write_memory(
+    dir: &Path,
+    partition: PartitionId,
+    first: LogIndex,
+    last: LogIndex,
+    memory: &Memory,
+) -> Result<Run, IndexError> {
+    let mut ids: Vec<AccountId> = memory
+        .accounts
+        .iter()
+        .filter(|(_, account)| !account.positions.is_empty())
+        .map(|(id, _)| *id)
+        .collect();
+    ids.sort_unstable();
+    let path = run::write(
+        dir,
+        partition,
+        first,
+        last,
+        ids.iter().map(|id| {
+            (
+                *id,
+                AccountSource::Memory(&memory.entries, &memory.accounts[id].positions),
+            )
+        }),
+    )?;
+    Run::open_checked(&RunFile { first, last, path }, partition, false)
 }
 
 fn remove(file: &RunFile, report: &mut IndexOpenReport, reason: String) -> Result<(), IndexError> {
