@@ -40,6 +40,6 @@ pub use wire::{
     Account, AccountFlags, AccountId, AccountResult, BalancePoint, Balances, ClusterInfo,
     Direction, ErrorCode, Flows, FlowsQuery, HistoryEntry, HistoryPage, HistoryQuery, HoldStatus,
     LedgerId, LedgerResult, NewAccount, NewLedger, NewTransfer, PartitionId, ReplicaStatus,
-    SeriesQuery, ServerError, Timestamp, Transfer, TransferFlags, TransferId, TransferKind,
-    TransferOutcome, TransferResult,
+    SeriesQuery, ServerError, StageSummary, Timestamp, Transfer, TransferFlags, TransferId,
+    TransferKind, TransferOutcome, TransferResult,
 };

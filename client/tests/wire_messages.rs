@@ -116,6 +116,14 @@ fn hello_and_ping() {
             queue_depth: 3,
         }],
         uptime_ms: 12_345,
+        stages: vec![StageSummary {
+            name: "fsync".into(),
+            count: 10,
+            total_us: 3_000,
+            p50_us: 280,
+            p99_us: 900,
+            max_us: 1_200,
+        }],
     };
     let response = round_trip(1, &HelloResponse::from(&info));
     assert_eq!(response.to_cluster_info(), info);

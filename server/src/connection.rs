@@ -34,6 +34,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify, Semaphore};
 
 use crate::session::{self, Failure, Node};
+use crate::stages::Stage;
 
 /// Bytes read at a time from a connection (a quarter of it when no frame is under way, so
 /// that idle connections hold little).
@@ -240,8 +241,14 @@ async fn serve(stream: TcpStream, node: Arc<Node>) {
                     frame_started = None;
                     state.active_at.store(now_ms(), Ordering::Relaxed);
                     node.connections.give_large(std::mem::take(&mut large_held));
+                    let parsing = Instant::now();
                     let request = match session::parse(&frame) {
-                        Ok(request) => request,
+                        Ok(request) => {
+                            if matches!(request, session::Request::CreateTransfers(_)) {
+                                node.stages.record(Stage::Decode, parsing.elapsed());
+                            }
+                            request
+                        }
                         Err(error) => {
                             let mut out = BytesMut::new();
                             Failure::new(error.error_code(), error.to_string())

@@ -28,5 +28,6 @@ pub mod replica;
 pub mod routing;
 pub mod session;
 pub mod sim;
+pub mod stages;
 pub mod transport;
 pub mod worker;

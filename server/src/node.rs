@@ -242,6 +242,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
         local: local.clone(),
         clock: node_clock,
         links,
+        stages: Arc::default(),
     };
     let ready = Arc::new(AtomicBool::new(false));
     let node = Arc::new(Node {
@@ -254,6 +255,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
         connections: crate::connection::Connections::default(),
         local: local.clone(),
         started: std::time::Instant::now(),
+        stages: shared.stages.clone(),
     });
     let (fail, failed) = watch::channel(None);
     let fail = Arc::new(fail);
@@ -414,7 +416,9 @@ impl BringUp {
         }
         let mut replicas = Vec::new();
         for partition in 0..config.partitions {
-            let replica = tokio::task::block_in_place(|| open_replica(config, partition, fresh))?;
+            let mut replica =
+                tokio::task::block_in_place(|| open_replica(config, partition, fresh))?;
+            replica.set_stages(self.shared.stages.clone());
             replicas.push(replica);
         }
         // The identity is written once every partition has its state: a crash before it

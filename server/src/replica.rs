@@ -55,6 +55,8 @@
 //! off unless a test turns them on.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use raft::eraftpb::{Entry as RaftEntry, EntryType, Message, MessageType};
@@ -63,13 +65,14 @@ use tally_engine::checkpoint::{self, RunsConfig, Schedule};
 use tally_engine::command::{Command, DecodeError, EntryPayload};
 use tally_engine::index::{Index, IndexError, Posting};
 use tally_engine::outcome::Outcome;
-use tally_engine::partition::Partition;
+use tally_engine::partition::{Partition, Snapshot};
 use tally_engine::transfer_runs::TransferRuns;
 use tally_engine::types::{LogIndex, PartitionId, Timestamp};
 use thiserror::Error;
 
 use crate::raft_storage::{Damage, MissingState, RaftLog, RaftStorageError};
 pub use crate::refusal::refusal;
+use crate::stages::{Stage, Stages};
 
 /// How a replica runs.
 #[derive(Clone, Debug)]
@@ -270,6 +273,8 @@ pub struct Replica {
     /// The checkpoint being written in the background, if any; it returns the spill count
     /// it names.
     checkpointing: Option<CheckpointThread>,
+    /// A background checkpoint's snapshot, waiting for the index flush that covers it.
+    waiting_checkpoint: Option<Snapshot>,
     last_stamp: u64,
     /// While leader: a stamp and the monotonic time it was taken at, from which time may
     /// advance by the monotonic clock alone while the cluster's clock is unknown.
@@ -287,6 +292,8 @@ pub struct Replica {
     /// The last leader this replica knew, and its term (raft-rs forgets the leader when it
     /// starts a pre-vote).
     last_leader: (u64, u64),
+    /// Where the time goes (shared with the node's other workers; see `stages.rs`).
+    stages: Arc<Stages>,
 }
 
 impl Replica {
@@ -408,6 +415,7 @@ impl Replica {
             config,
             checkpoint_dir,
             checkpointing: None,
+            waiting_checkpoint: None,
             anchor: None,
             idle_ticks: 0,
             durable_index,
@@ -416,12 +424,19 @@ impl Replica {
             last_leader: (0, 0),
             recovery_asked: None,
             recovery_target: None,
+            stages: Arc::default(),
         })
+    }
+
+    /// Records this replica's stage timings into `stages` (the node's, shared by its
+    /// workers) from now on.
+    pub fn set_stages(&mut self, stages: Arc<Stages>) {
+        self.stages = stages;
     }
 
     /// Installs injected log faults (the simulator only).
     #[doc(hidden)]
-    pub fn set_log_faults(&mut self, faults: std::sync::Arc<tally_engine::segment::LogFaults>) {
+    pub fn set_log_faults(&mut self, faults: Arc<tally_engine::segment::LogFaults>) {
         self.node.mut_store().set_log_faults(faults);
     }
 
@@ -754,11 +769,15 @@ impl Replica {
         self.apply_entries(committed, applied)?;
         if !ready.entries().is_empty() {
             let entries = ready.take_entries();
+            let appending = Instant::now();
             self.node.mut_store().append(&entries)?;
+            self.stages.record(Stage::Append, appending.elapsed());
             let last = self.last_index();
             self.durable_index = self.durable_index.min(entries[0].index.saturating_sub(1));
             if !self.config.bug_skip_fsync {
+                let syncing = Instant::now();
                 self.node.mut_store().sync()?;
+                self.stages.record(Stage::Fsync, syncing.elapsed());
                 self.durable_index = last;
             }
             if self.config.bug_apply_before_commit {
@@ -783,15 +802,20 @@ impl Replica {
         self.maybe_finish_recovery()
     }
 
-    /// Writes a checkpoint of the current state on a background thread: a snapshot is taken
-    /// here (accounts copied, transfer records shared copy-on-write), then encoded, written
-    /// and fsynced off the applying thread, so apply pauses only for the snapshot. One checkpoint at a time:
-    /// while one is being written, a due one is skipped (the next interval retries).
+    /// Checkpoints the current state. The index files must cover a checkpoint (or a restart
+    /// from it would leave a hole in the index), so the index is flushed first.
+    ///
+    /// In the background (the server): a snapshot is taken here (accounts copied, transfer
+    /// records shared copy-on-write) and the index flush started; once the flush is durable
+    /// the snapshot is encoded, written and fsynced on a thread of its own
+    /// ([`Replica::poll_background`]). Apply pauses only for the snapshot. One checkpoint at
+    /// a time: while one is in progress, a due one is skipped (the next interval retries).
     fn start_checkpoint(&mut self) -> Result<(), ReplicaError> {
         let partition = self.config.partition;
         let kept = self.config.checkpoints_kept;
-        let durable = self.index.durable();
         if !self.config.background_checkpoints {
+            self.index.flush()?;
+            let durable = self.index.durable();
             let dir = &self.checkpoint_dir;
             checkpoint::write_with_index(dir, partition, &self.partition, durable)?;
             checkpoint::prune(dir, kept)?;
@@ -802,15 +826,38 @@ impl Replica {
             self.checkpoint_written(self.partition.applied_index(), spills);
             return Ok(());
         }
-        if self
-            .checkpointing
-            .as_ref()
-            .is_some_and(|t| !t.is_finished())
+        if self.waiting_checkpoint.is_some()
+            || self
+                .checkpointing
+                .as_ref()
+                .is_some_and(|t| !t.is_finished())
         {
             return Ok(());
         }
         self.finish_checkpoint()?;
-        let snapshot = self.partition.snapshot();
+        self.index.start_flush()?;
+        self.waiting_checkpoint = Some(self.partition.snapshot());
+        self.write_checkpoint_when_covered()
+    }
+
+    /// Installs a finished index flush, and starts writing a waiting checkpoint once the
+    /// index files cover it. Cheap; the worker calls it every tick, and applying calls it.
+    pub fn poll_background(&mut self) -> Result<(), ReplicaError> {
+        self.index.finish_flush(false)?;
+        self.write_checkpoint_when_covered()
+    }
+
+    /// Starts writing the waiting checkpoint on its thread if the index files cover it.
+    fn write_checkpoint_when_covered(&mut self) -> Result<(), ReplicaError> {
+        let durable = self.index.durable();
+        let Some(snapshot) = self
+            .waiting_checkpoint
+            .take_if(|s| s.applied_index() <= durable)
+        else {
+            return Ok(());
+        };
+        let partition = self.config.partition;
+        let kept = self.config.checkpoints_kept;
         let dir = self.checkpoint_dir.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("checkpoint-{partition}"))
@@ -836,9 +883,13 @@ impl Replica {
         }
     }
 
-    /// Waits for a checkpoint being written, if any (tests, shutdown, and before the next).
+    /// Waits for a checkpoint in progress, if any (tests, shutdown, and before the next).
     /// A checkpoint that could not be written is a storage failure like any other.
     pub fn finish_checkpoint(&mut self) -> Result<(), ReplicaError> {
+        if self.waiting_checkpoint.is_some() {
+            self.index.finish_flush(true)?;
+            self.write_checkpoint_when_covered()?;
+        }
         if let Some(handle) = self.checkpointing.take() {
             match handle.join() {
                 Ok(Ok((index, spills))) => self.checkpoint_written(index, spills),
@@ -870,6 +921,8 @@ impl Replica {
         entries: Vec<RaftEntry>,
         applied: &mut Vec<Applied>,
     ) -> Result<(), ReplicaError> {
+        let any = !entries.is_empty();
+        let applying = Instant::now();
         for entry in entries {
             if entry.index <= self.partition.applied_index().0 {
                 // Re-delivered after a checkpoint, or already applied early (fault mode).
@@ -904,20 +957,28 @@ impl Replica {
         if let Some(error) = self.partition.transfer_spill_error() {
             return Err(ReplicaError::Spill(error.to_string()));
         }
+        let indexing = Instant::now();
         self.partition.drain_postings(&mut self.postings);
         self.index
             .ingest(&self.postings, self.partition.applied_index());
         self.postings.clear();
+        if any {
+            self.stages.record(Stage::Apply, indexing - applying);
+            self.stages.record(Stage::Index, indexing.elapsed());
+        }
         if self.index.wants_flush() {
-            self.index.flush()?;
+            // Written on the index's thread; this waits only for a previous flush.
+            let flushing = Instant::now();
+            self.index.start_flush()?;
+            self.stages.record(Stage::IndexFlush, flushing.elapsed());
         }
         if self.schedule.is_due(&self.partition) {
             self.schedule.started(&self.partition);
-            // The index files must cover the checkpoint, or a restart from it would leave
-            // a hole in the index.
-            self.index.flush()?;
+            let checkpointing = Instant::now();
             self.start_checkpoint()?;
+            self.stages
+                .record(Stage::Checkpoint, checkpointing.elapsed());
         }
-        Ok(())
+        self.poll_background()
     }
 }

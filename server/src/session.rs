@@ -31,6 +31,7 @@ use tally_engine::types::{AccountId, TransferId};
 use crate::config::NodeConfig;
 use crate::convert::{self, RESULT_CROSS_PARTITION};
 use crate::routing;
+use crate::stages::Stage;
 use crate::transport::Directory;
 use crate::worker::{Answer, PartitionError, PartitionHandle, Query};
 
@@ -54,6 +55,8 @@ pub struct Node {
     pub local: Arc<crate::recovery::LocalState>,
     /// When the node started.
     pub started: std::time::Instant,
+    /// Where the node's time goes, per stage of the write path.
+    pub stages: Arc<crate::stages::Stages>,
 }
 
 impl Node {
@@ -218,9 +221,14 @@ pub(crate) async fn handle(node: &Node, request_id: u64, request: Request) -> By
         Request::CreateAccounts(accounts) => create_accounts(node, accounts)
             .await
             .map(|r| encode_body(request_id, &CreateAccountsResponse::new(&r), &mut out)),
-        Request::CreateTransfers(transfers) => create_transfers(node, transfers)
-            .await
-            .map(|r| encode_body(request_id, &CreateTransfersResponse::new(&r), &mut out)),
+        Request::CreateTransfers(transfers) => {
+            let started = std::time::Instant::now();
+            let result = create_transfers(node, transfers)
+                .await
+                .map(|r| encode_body(request_id, &CreateTransfersResponse::new(&r), &mut out));
+            node.stages.record(Stage::Request, started.elapsed());
+            result
+        }
         Request::LookupAccounts(ids) => lookup_accounts(node, ids)
             .await
             .map(|r| encode_body(request_id, &LookupAccountsResponse::new(&r), &mut out)),
@@ -272,6 +280,7 @@ fn hello(node: &Node) -> HelloResponse {
         server_version: env!("CARGO_PKG_VERSION").to_string(),
         replicas: node.local.statuses(),
         uptime_ms: node.started.elapsed().as_millis() as u64,
+        stages: node.stages.summary(),
     };
     HelloResponse::from(&info)
 }

@@ -42,6 +42,7 @@ use crate::clock::NodeClock;
 use crate::links::{self, Links};
 use crate::recovery::LocalState;
 use crate::replica::{Applied, ProposeError, ReadReady, Replica, ReplicaError};
+use crate::stages::{Stage, Stages};
 use crate::transport::ReplicaState;
 
 /// How long a proposal or read may wait for its answer.
@@ -202,6 +203,8 @@ pub enum Input {
         command: Command,
         /// Where the outcome goes.
         reply: oneshot::Sender<Result<Outcome, PartitionError>>,
+        /// When it was queued.
+        sent: Instant,
     },
     /// A linearizable read.
     Read {
@@ -227,6 +230,8 @@ pub struct Shared {
     pub clock: Arc<NodeClock>,
     /// How well this node reaches its peers (`links.rs`).
     pub links: Arc<Links>,
+    /// Where the node's time goes (`stages.rs`).
+    pub stages: Arc<Stages>,
 }
 
 /// Sends Raft messages to peers (the transport); must not block.
@@ -286,7 +291,11 @@ impl PartitionHandle {
     /// Proposes a command and waits for its outcome.
     pub async fn propose(&self, command: Command) -> Result<Outcome, PartitionError> {
         let (reply, answer) = oneshot::channel();
-        self.try_send(Input::Propose { command, reply })?;
+        self.try_send(Input::Propose {
+            command,
+            reply,
+            sent: Instant::now(),
+        })?;
         answer.await.unwrap_or(Err(PartitionError::Stopped))
     }
 
@@ -452,8 +461,16 @@ pub fn run(
         while let Some(current) = input.take() {
             handled += 1;
             match current {
-                Input::Propose { command, reply } => {
-                    match replica.propose(command, shared.clock.now()) {
+                Input::Propose {
+                    command,
+                    reply,
+                    sent,
+                } => {
+                    let proposing = Instant::now();
+                    shared.stages.record(Stage::Queue, proposing - sent);
+                    let proposed = replica.propose(command, shared.clock.now());
+                    shared.stages.record(Stage::Propose, proposing.elapsed());
+                    match proposed {
                         Ok((index, term)) => {
                             // An index proposed again after a leader change replaces the
                             // old waiter, which can no longer succeed.
@@ -500,6 +517,7 @@ pub fn run(
         }
         if Instant::now() >= next_tick {
             replica.tick(shared.clock.now());
+            replica.poll_background()?;
             ticks += 1;
             let leader = if replica.is_leader() {
                 replica.node_id()
@@ -583,6 +601,7 @@ pub fn run(
             }
             for entry in applied.drain(..) {
                 if let Some(waiting) = proposals.remove(&entry.index.0) {
+                    shared.stages.record(Stage::Commit, waiting.since.elapsed());
                     let result = if waiting.term == entry.term {
                         Ok(entry.outcome)
                     } else {

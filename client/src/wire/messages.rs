@@ -29,12 +29,12 @@ use super::frame::{Body, FrameError, Operation, RepeatedLimit};
 use super::types::{
     Account, AccountFlags, AccountId, BalancePoint, Balances, ClusterInfo, Flows, FlowsQuery,
     HistoryEntry, HistoryPage, HistoryQuery, LedgerId, NewAccount, NewLedger, NewTransfer,
-    PartitionId, PartitionLeader, ReplicaStatus, SeriesQuery, ServerError, Timestamp, Transfer,
-    TransferFlags, TransferId, TransferOutcome,
+    PartitionId, PartitionLeader, ReplicaStatus, SeriesQuery, ServerError, StageSummary, Timestamp,
+    Transfer, TransferFlags, TransferId, TransferOutcome,
 };
 use super::{
     ADDRESS_SIZE_MAX, BATCH_EVENTS_MAX, HISTORY_ENTRIES_MAX, MEMO_SIZE_MAX, PARTITIONS_MAX,
-    SERIES_POINTS_MAX, TEXT_SIZE_MAX, U128_SIZE,
+    SERIES_POINTS_MAX, STAGES_MAX, TEXT_SIZE_MAX, U128_SIZE,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -826,6 +826,55 @@ impl From<&WireReplicaStatus> for ReplicaStatus {
     }
 }
 
+/// One stage's timings, as a node reports them.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct WireStageSummary {
+    /// The stage's name.
+    #[prost(string, tag = "1")]
+    pub name: String,
+    /// Times timed.
+    #[prost(uint64, tag = "2")]
+    pub count: u64,
+    /// Total microseconds.
+    #[prost(uint64, tag = "3")]
+    pub total_us: u64,
+    /// Median microseconds.
+    #[prost(uint64, tag = "4")]
+    pub p50_us: u64,
+    /// 99th percentile microseconds.
+    #[prost(uint64, tag = "5")]
+    pub p99_us: u64,
+    /// Longest, microseconds.
+    #[prost(uint64, tag = "6")]
+    pub max_us: u64,
+}
+
+impl From<&StageSummary> for WireStageSummary {
+    fn from(s: &StageSummary) -> WireStageSummary {
+        WireStageSummary {
+            name: s.name.clone(),
+            count: s.count,
+            total_us: s.total_us,
+            p50_us: s.p50_us,
+            p99_us: s.p99_us,
+            max_us: s.max_us,
+        }
+    }
+}
+
+impl From<&WireStageSummary> for StageSummary {
+    fn from(w: &WireStageSummary) -> StageSummary {
+        StageSummary {
+            name: w.name.clone(),
+            count: w.count,
+            total_us: w.total_us,
+            p50_us: w.p50_us,
+            p99_us: w.p99_us,
+            max_us: w.max_us,
+        }
+    }
+}
+
 fn collect<'a, W: 'a, T>(wire: impl IntoIterator<Item = &'a W>) -> Result<Vec<T>, FrameError>
 where
     T: TryFrom<&'a W, Error = FrameError>,
@@ -874,6 +923,9 @@ pub struct HelloResponse {
     /// How long the answering node has run, in milliseconds.
     #[prost(uint64, tag = "6")]
     pub uptime_ms: u64,
+    /// Where the answering node's time went, per stage.
+    #[prost(message, repeated, tag = "7")]
+    pub stages: Vec<WireStageSummary>,
 }
 
 impl Body for HelloResponse {
@@ -881,11 +933,16 @@ impl Body for HelloResponse {
     const REPEATED_LIMITS: &'static [RepeatedLimit] = &[
         limit(3, PARTITIONS_MAX, false, "hello.leaders"),
         limit(5, PARTITIONS_MAX, false, "hello.replicas"),
+        limit(7, STAGES_MAX, false, "hello.stages"),
     ];
 
     fn validate(&self) -> Result<(), FrameError> {
         check_count(self.leaders.len(), PARTITIONS_MAX, "hello.leaders")?;
         check_count(self.replicas.len(), PARTITIONS_MAX, "hello.replicas")?;
+        check_count(self.stages.len(), STAGES_MAX, "hello.stages")?;
+        for stage in &self.stages {
+            check_size(stage.name.len(), TEXT_SIZE_MAX, "stage.name")?;
+        }
         for leader in &self.leaders {
             check_size(leader.address.len(), ADDRESS_SIZE_MAX, "leader.address")?;
         }
@@ -902,6 +959,7 @@ impl From<&ClusterInfo> for HelloResponse {
             server_version: c.server_version.clone(),
             replicas: c.replicas.iter().map(WireReplicaStatus::from).collect(),
             uptime_ms: c.uptime_ms,
+            stages: c.stages.iter().map(WireStageSummary::from).collect(),
         }
     }
 }
@@ -916,6 +974,7 @@ impl HelloResponse {
             server_version: self.server_version.clone(),
             replicas: self.replicas.iter().map(ReplicaStatus::from).collect(),
             uptime_ms: self.uptime_ms,
+            stages: self.stages.iter().map(StageSummary::from).collect(),
         }
     }
 }

@@ -402,6 +402,9 @@ pub struct ClusterInfo {
     pub replicas: Vec<ReplicaStatus>,
     /// How long the answering node has been running, in milliseconds.
     pub uptime_ms: u64,
+    /// Where the answering node's time went, per stage of the write path (empty from older
+    /// servers).
+    pub stages: Vec<StageSummary>,
 }
 
 /// How one node's replica of one partition stands, as that node reports it (not a
@@ -426,6 +429,25 @@ pub struct ReplicaStatus {
     pub recovering: bool,
     /// Client requests waiting in its inbox.
     pub queue_depth: u32,
+}
+
+/// How long one stage of a node's write path took, over the node's life (see the server's
+/// `stages` module for what each stage covers). Times are microseconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StageSummary {
+    /// The stage: `decode`, `queue`, `propose`, `append`, `fsync`, `apply`, `index`,
+    /// `index_flush`, `checkpoint`, `commit` or `request`.
+    pub name: String,
+    /// How many times it was timed.
+    pub count: u64,
+    /// The time spent in it, in all.
+    pub total_us: u64,
+    /// The median.
+    pub p50_us: u64,
+    /// The 99th percentile.
+    pub p99_us: u64,
+    /// The longest.
+    pub max_us: u64,
 }
 
 /// An `Error` frame's contents.

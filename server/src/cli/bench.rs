@@ -56,7 +56,8 @@ use serde_json::json;
 use tally_client::wire::{partition_of, BATCH_EVENTS_MAX};
 use tally_client::{
     AccountFlags, AccountId, AccountResult, Client, ClientError, ClientOptions, LedgerId,
-    LedgerResult, NewAccount, NewLedger, NewTransfer, TransferId, TransferOutcome, TransferResult,
+    LedgerResult, NewAccount, NewLedger, NewTransfer, StageSummary, TransferId, TransferOutcome,
+    TransferResult,
 };
 use tokio::sync::{mpsc, Semaphore};
 
@@ -513,6 +514,8 @@ struct Report {
     stopped_early: bool,
     /// Why the run stopped before its end, if the target stopped answering.
     stalled: Option<String>,
+    /// The stage timings of the node the setup client spoke to (its id), over its life.
+    stages: Option<(u64, Vec<StageSummary>)>,
 }
 
 impl Report {
@@ -565,6 +568,15 @@ impl Report {
             "setup_seconds": self.setup_seconds,
             "stopped_early": self.stopped_early,
             "stalled": self.stalled,
+            "stages_node": self.stages.as_ref().map(|(node, _)| node),
+            "stages": self.stages.as_ref().map(|(_, stages)| stages.iter().map(|s| json!({
+                "name": s.name,
+                "count": s.count,
+                "total_ms": s.total_us as f64 / 1_000.0,
+                "p50_ms": s.p50_us as f64 / 1_000.0,
+                "p99_ms": s.p99_us as f64 / 1_000.0,
+                "max_ms": s.max_us as f64 / 1_000.0,
+            })).collect::<Vec<_>>()),
         })
     }
 
@@ -604,6 +616,27 @@ impl Report {
         println!("errors      {}", self.errors);
         for (kind, count) in &self.error_kinds {
             println!("  {kind}: {count}");
+        }
+        if let Some((node, stages)) = &self.stages {
+            println!(
+                "stages      node {node}, over its life, in ms (per request, proposal or Ready)"
+            );
+            println!(
+                "  {:<12} {:>9} {:>9} {:>9} {:>9} {:>10}",
+                "stage", "count", "p50", "p99", "max", "total"
+            );
+            for s in stages {
+                let ms = |us: u64| us as f64 / 1_000.0;
+                println!(
+                    "  {:<12} {:>9} {:>9.3} {:>9.3} {:>9.3} {:>10.1}",
+                    s.name,
+                    s.count,
+                    ms(s.p50_us),
+                    ms(s.p99_us),
+                    ms(s.max_us),
+                    ms(s.total_us)
+                );
+            }
         }
     }
 }
@@ -703,7 +736,7 @@ async fn bench(args: &BenchArgs, addresses: &[String]) -> Result<Report, String>
         next_batch: AtomicU64::new(0),
         stop: AtomicBool::new(false),
     });
-    let mut clients = vec![setup_client];
+    let mut clients = vec![setup_client.clone()];
     for _ in 1..args.clients {
         clients.push(
             Client::connect(addresses, options.clone())
@@ -815,6 +848,12 @@ async fn bench(args: &BenchArgs, addresses: &[String]) -> Result<Report, String>
     while let Some(joined) = tasks.join_next().await {
         joined.map_err(|e| format!("a client task failed: {e}"))?;
     }
+    // Where the node's time went (a node that no longer answers has nothing to say).
+    let stages =
+        match tokio::time::timeout(Duration::from_secs(5), setup_client.cluster_info()).await {
+            Ok(Ok(info)) if !info.stages.is_empty() => Some((info.node_id, info.stages)),
+            _ => None,
+        };
     Ok(Report {
         partitions,
         setup_seconds,
@@ -827,6 +866,7 @@ async fn bench(args: &BenchArgs, addresses: &[String]) -> Result<Report, String>
         first_error,
         stopped_early,
         stalled,
+        stages,
     })
 }
 
