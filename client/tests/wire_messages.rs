@@ -462,23 +462,9 @@ fn long_memo_is_rejected() {
 fn malformed_values_are_rejected_on_conversion() {
     let good = WireNewTransfer::from(&transfers()[0]);
 
+    // 128-bit fields of a wrong length: `messages/fixed.rs`, which decodes them.
     let mut bad = good.clone();
-    bad.id = vec![1u8; 15].into();
-    assert!(matches!(
-        NewTransfer::try_from(&bad),
-        Err(FrameError::InvalidField {
-            what: "transfer.id",
-            ..
-        })
-    ));
-    bad.id = vec![1u8; 17].into();
-    assert!(NewTransfer::try_from(&bad).is_err());
-
-    let mut bad = good.clone();
-    bad.amount = Some(WireDecimal {
-        mantissa: 1i128.to_le_bytes().to_vec().into(),
-        scale: 29,
-    });
+    bad.amount = Some(WireDecimal::new(1, 29));
     assert!(matches!(
         NewTransfer::try_from(&bad),
         Err(FrameError::InvalidField {
@@ -487,10 +473,7 @@ fn malformed_values_are_rejected_on_conversion() {
         })
     ));
     // A mantissa beyond Decimal's 96 bits.
-    bad.amount = Some(WireDecimal {
-        mantissa: (1i128 << 96).to_le_bytes().to_vec().into(),
-        scale: 0,
-    });
+    bad.amount = Some(WireDecimal::new(1i128 << 96, 0));
     assert!(NewTransfer::try_from(&bad).is_err());
 
     let mut bad = good.clone();

@@ -1,8 +1,10 @@
 //! The prost messages carried in frame bodies, and their conversions to typed values.
 //!
 //! The structs are written by hand with `#[derive(prost::Message)]` (no `.proto` files, no
-//! build script); `docs/protocol.md` lists every field with its tag and type, and changes with
-//! this file. Tags are never reused: a removed field's tag stays reserved.
+//! build script), except the three a transfer batch is made of, whose encoding is written by
+//! hand too (`messages/fixed.rs`: the same bytes, without a heap buffer per 128-bit field);
+//! `docs/protocol.md` lists every field with its tag and type, and changes with this file.
+//! Tags are never reused: a removed field's tag stays reserved.
 //!
 //! Encodings of the types protobuf lacks:
 //! - a 128-bit integer (ids, balances, minor units, `user_data_128`) is `bytes`: either exactly
@@ -27,15 +29,19 @@ use super::codes::{
 };
 use super::frame::{Body, FrameError, Operation, RepeatedLimit};
 use super::types::{
-    Account, AccountFlags, AccountId, BalancePoint, Balances, ClusterInfo, Flows, FlowsQuery,
-    HistoryEntry, HistoryPage, HistoryQuery, LedgerId, NewAccount, NewLedger, NewTransfer,
-    PartitionId, PartitionLeader, ReplicaStatus, SeriesQuery, ServerError, StageSummary, Timestamp,
-    Transfer, TransferFlags, TransferId, TransferOutcome,
+    Account, AccountFlags, AccountId, BalancePoint, ClusterInfo, Flows, FlowsQuery, HistoryEntry,
+    HistoryPage, HistoryQuery, LedgerId, NewAccount, NewLedger, NewTransfer, PartitionId,
+    PartitionLeader, ReplicaStatus, SeriesQuery, ServerError, StageSummary, Timestamp, Transfer,
+    TransferFlags, TransferId, TransferOutcome,
 };
 use super::{
     ADDRESS_SIZE_MAX, BATCH_EVENTS_MAX, HISTORY_ENTRIES_MAX, MEMO_SIZE_MAX, PARTITIONS_MAX,
     SERIES_POINTS_MAX, STAGES_MAX, TEXT_SIZE_MAX, U128_SIZE,
 };
+
+mod fixed;
+use fixed::balances_or_zero;
+pub use fixed::{WireBalances, WireDecimal, WireNewTransfer};
 
 // ---------------------------------------------------------------------------------------------
 // Scalar helpers.
@@ -53,18 +59,6 @@ pub fn u128_to_bytes(value: u128) -> Bytes {
 /// are little-endian, any other length is an error naming `what`.
 pub fn u128_from_bytes(bytes: &[u8], what: &'static str) -> Result<u128, FrameError> {
     Ok(u128::from_le_bytes(array16(bytes, what)?))
-}
-
-fn i128_to_bytes(value: i128) -> Bytes {
-    if value == 0 {
-        Bytes::new()
-    } else {
-        Bytes::copy_from_slice(&value.to_le_bytes())
-    }
-}
-
-fn i128_from_bytes(bytes: &[u8], what: &'static str) -> Result<i128, FrameError> {
-    Ok(i128::from_le_bytes(array16(bytes, what)?))
 }
 
 fn array16(bytes: &[u8], what: &'static str) -> Result<[u8; U128_SIZE], FrameError> {
@@ -125,90 +119,6 @@ const fn limit(tag: u32, max: usize, packed: bool, what: &'static str) -> Repeat
 
 // ---------------------------------------------------------------------------------------------
 // Element messages.
-
-/// A decimal amount: `mantissa × 10^-scale`.
-#[derive(Clone, PartialEq, Eq, prost::Message)]
-pub struct WireDecimal {
-    /// The `i128` mantissa, 16 bytes little-endian, or empty for zero.
-    #[prost(bytes = "bytes", tag = "1")]
-    pub mantissa: Bytes,
-    /// Digits after the decimal point, at most 28.
-    #[prost(uint32, tag = "2")]
-    pub scale: u32,
-}
-
-impl From<Decimal> for WireDecimal {
-    fn from(value: Decimal) -> WireDecimal {
-        WireDecimal {
-            mantissa: i128_to_bytes(value.mantissa()),
-            scale: value.scale(),
-        }
-    }
-}
-
-impl TryFrom<&WireDecimal> for Decimal {
-    type Error = FrameError;
-
-    fn try_from(wire: &WireDecimal) -> Result<Decimal, FrameError> {
-        let mantissa = i128_from_bytes(&wire.mantissa, "decimal mantissa")?;
-        Decimal::try_from_i128_with_scale(mantissa, wire.scale).map_err(|_| {
-            FrameError::InvalidField {
-                what: "decimal",
-                reason: "mantissa exceeds 96 bits or scale exceeds 28",
-            }
-        })
-    }
-}
-
-fn decimal_or_zero(wire: Option<&WireDecimal>) -> Result<Decimal, FrameError> {
-    wire.map_or(Ok(Decimal::ZERO), Decimal::try_from)
-}
-
-/// The four balances of an account, each a 128-bit integer in minor units.
-#[derive(Clone, PartialEq, Eq, prost::Message)]
-pub struct WireBalances {
-    /// Held by pending debits.
-    #[prost(bytes = "bytes", tag = "1")]
-    pub debits_pending: Bytes,
-    /// Posted debits.
-    #[prost(bytes = "bytes", tag = "2")]
-    pub debits_posted: Bytes,
-    /// Held by pending credits.
-    #[prost(bytes = "bytes", tag = "3")]
-    pub credits_pending: Bytes,
-    /// Posted credits.
-    #[prost(bytes = "bytes", tag = "4")]
-    pub credits_posted: Bytes,
-}
-
-impl From<&Balances> for WireBalances {
-    fn from(b: &Balances) -> WireBalances {
-        WireBalances {
-            debits_pending: u128_to_bytes(b.debits_pending),
-            debits_posted: u128_to_bytes(b.debits_posted),
-            credits_pending: u128_to_bytes(b.credits_pending),
-            credits_posted: u128_to_bytes(b.credits_posted),
-        }
-    }
-}
-
-impl TryFrom<&WireBalances> for Balances {
-    type Error = FrameError;
-
-    fn try_from(w: &WireBalances) -> Result<Balances, FrameError> {
-        Ok(Balances {
-            debits_pending: u128_from_bytes(&w.debits_pending, "debits_pending")?,
-            debits_posted: u128_from_bytes(&w.debits_posted, "debits_posted")?,
-            credits_pending: u128_from_bytes(&w.credits_pending, "credits_pending")?,
-            credits_posted: u128_from_bytes(&w.credits_posted, "credits_posted")?,
-        })
-    }
-}
-
-/// Absent balances are all zero (the proto3 default).
-fn balances_or_zero(wire: Option<&WireBalances>) -> Result<Balances, FrameError> {
-    wire.map_or(Ok(Balances::default()), Balances::try_from)
-}
 
 /// A ledger to create.
 #[derive(Clone, PartialEq, Eq, prost::Message)]
@@ -303,101 +213,6 @@ impl TryFrom<&WireNewAccount> for NewAccount {
             user_data_128: u128_from_bytes(&w.user_data_128, "account.user_data_128")?,
             user_data_64: w.user_data_64,
             user_data_32: w.user_data_32,
-        })
-    }
-}
-
-/// A transfer to create.
-#[derive(Clone, PartialEq, Eq, prost::Message)]
-pub struct WireNewTransfer {
-    /// The transfer id (128-bit), the idempotency key.
-    #[prost(bytes = "bytes", tag = "1")]
-    pub id: Bytes,
-    /// The debit account (128-bit).
-    #[prost(bytes = "bytes", tag = "2")]
-    pub debit_account: Bytes,
-    /// The credit account (128-bit).
-    #[prost(bytes = "bytes", tag = "3")]
-    pub credit_account: Bytes,
-    /// The amount; absent means zero.
-    #[prost(message, optional, tag = "4")]
-    pub amount: Option<WireDecimal>,
-    /// The ledger.
-    #[prost(uint32, tag = "5")]
-    pub ledger: u32,
-    /// Application classification (`u16`).
-    #[prost(uint32, tag = "6")]
-    pub code: u32,
-    /// [`TransferFlags`] (`u16`).
-    #[prost(uint32, tag = "7")]
-    pub flags: u32,
-    /// The hold posted or voided (128-bit).
-    #[prost(bytes = "bytes", tag = "8")]
-    pub pending_id: Bytes,
-    /// The transfer refunded (128-bit).
-    #[prost(bytes = "bytes", tag = "9")]
-    pub refund_of: Bytes,
-    /// Hold timeout in seconds.
-    #[prost(uint32, tag = "10")]
-    pub timeout_s: u32,
-    /// External reference (128-bit).
-    #[prost(bytes = "bytes", tag = "11")]
-    pub user_data_128: Bytes,
-    /// External reference.
-    #[prost(uint64, tag = "12")]
-    pub user_data_64: u64,
-    /// External reference.
-    #[prost(uint32, tag = "13")]
-    pub user_data_32: u32,
-    /// At most [`MEMO_SIZE_MAX`] bytes.
-    #[prost(bytes = "bytes", tag = "14")]
-    pub memo: Bytes,
-}
-
-impl From<&NewTransfer> for WireNewTransfer {
-    fn from(t: &NewTransfer) -> WireNewTransfer {
-        WireNewTransfer {
-            id: u128_to_bytes(t.id.0),
-            debit_account: u128_to_bytes(t.debit_account.0),
-            credit_account: u128_to_bytes(t.credit_account.0),
-            amount: Some(WireDecimal::from(t.amount)),
-            ledger: t.ledger.0,
-            code: u32::from(t.code),
-            flags: u32::from(t.flags.0),
-            pending_id: u128_to_bytes(t.pending_id.0),
-            refund_of: u128_to_bytes(t.refund_of.0),
-            timeout_s: t.timeout_s,
-            user_data_128: u128_to_bytes(t.user_data_128),
-            user_data_64: t.user_data_64,
-            user_data_32: t.user_data_32,
-            memo: Bytes::copy_from_slice(&t.memo),
-        }
-    }
-}
-
-impl TryFrom<&WireNewTransfer> for NewTransfer {
-    type Error = FrameError;
-
-    fn try_from(w: &WireNewTransfer) -> Result<NewTransfer, FrameError> {
-        check_size(w.memo.len(), MEMO_SIZE_MAX, "transfer.memo")?;
-        Ok(NewTransfer {
-            id: TransferId(u128_from_bytes(&w.id, "transfer.id")?),
-            debit_account: AccountId(u128_from_bytes(&w.debit_account, "transfer.debit_account")?),
-            credit_account: AccountId(u128_from_bytes(
-                &w.credit_account,
-                "transfer.credit_account",
-            )?),
-            amount: decimal_or_zero(w.amount.as_ref())?,
-            ledger: LedgerId(w.ledger),
-            code: to_u16(w.code, "transfer.code")?,
-            flags: TransferFlags(to_u16(w.flags, "transfer.flags")?),
-            pending_id: TransferId(u128_from_bytes(&w.pending_id, "transfer.pending_id")?),
-            refund_of: TransferId(u128_from_bytes(&w.refund_of, "transfer.refund_of")?),
-            timeout_s: w.timeout_s,
-            user_data_128: u128_from_bytes(&w.user_data_128, "transfer.user_data_128")?,
-            user_data_64: w.user_data_64,
-            user_data_32: w.user_data_32,
-            memo: w.memo.to_vec(),
         })
     }
 }
