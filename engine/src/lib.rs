@@ -13,6 +13,7 @@
 //! ([`outcome::Outcome`]). Every so often the state is checkpointed so that a restart only
 //! replays the log after the checkpoint.
 
+pub mod background;
 pub mod checkpoint;
 pub mod command;
 mod files;

@@ -576,9 +576,20 @@ fn write_spill(
 /// until used.
 pub const TRANSFERS_RESERVED_MAX: usize = 1 << 22;
 
-/// How many records one spill writes: an eighth of the records kept in memory, 4 to 128k.
+/// How many records one spill writes: an eighth of the records kept in memory, 4 to 16k.
+/// Installing a spill takes each of its ids out of the id map, on the applying thread, at
+/// about 100 ns each (cache misses in a large map): a spill is kept small enough that this
+/// is never a stall (16k ids: 1–3 ms; 128k ids took 11–25 ms, plus 3–27 ms adding them to
+/// the runs' id set and 3–4 ms freeing their chunks).
 fn spill_batch_len(transfers_memory_max: usize) -> usize {
-    (transfers_memory_max / 8).clamp(4, 1 << 17)
+    (transfers_memory_max / 8).clamp(4, 1 << 14)
+}
+
+/// How far over the bound the records in memory may grow while a spill (and the merges it
+/// leads to) is written, before applying waits for it: a quarter of the bound, and at least
+/// two batches.
+fn spill_slack(transfers_memory_max: u64) -> u64 {
+    (transfers_memory_max / 4).max(2 * spill_batch_len(transfers_memory_max as usize) as u64)
 }
 
 impl Default for Partition {
@@ -633,10 +644,10 @@ impl Partition {
     /// [`TRANSFERS_RESERVED_MAX`]), once: growing it on the way would rehash every id
     /// in one apply, a stall of tens of milliseconds at a million records.
     fn reserve_transfers(&mut self) {
-        let batch = spill_batch_len(self.transfers_memory_max);
-        let most = self
-            .transfers_memory_max
-            .saturating_add(3 * batch)
+        let max = self.transfers_memory_max;
+        let most = max
+            .saturating_add(spill_slack(max as u64) as usize)
+            .saturating_add(spill_batch_len(max))
             .min(TRANSFERS_RESERVED_MAX);
         self.transfers
             .reserve(most.saturating_sub(self.transfers.len()));
@@ -920,8 +931,8 @@ impl Partition {
     /// thread from a copy-on-write share of the records; the records stay in memory and
     /// answer lookups until the run is durable and installed here, between entries, by a
     /// later call. A record refunded meanwhile carries its new refunded total into the
-    /// refund overlay at install. One spill at a time; if the records in memory reach two
-    /// batches over the bound while one is written, this waits for it.
+    /// refund overlay at install. One spill at a time; if the records in memory reach the
+    /// bound and its slack (a quarter of it) while one is written, this waits for it.
     fn maybe_spill(&mut self) {
         if self.runs.is_none() {
             return;
@@ -930,7 +941,7 @@ impl Partition {
         let batch_len = spill_batch_len(self.transfers_memory_max) as u64;
         if let Some(flight) = &self.spill_in_flight {
             let resident = self.records.len() - self.spilled_prefix;
-            if !flight.handle.is_finished() && resident < max.saturating_add(2 * batch_len) {
+            if !flight.handle.is_finished() && resident < max.saturating_add(spill_slack(max)) {
                 return;
             }
             self.finish_spill();
@@ -943,9 +954,9 @@ impl Partition {
         let writer = runs.writer();
         let (start, end) = (self.spilled_prefix, self.records.len() - max);
         let records = self.records.share_below(end);
-        let spawned = std::thread::Builder::new()
-            .name("transfer-spill".into())
-            .spawn(move || write_spill(&writer, &records, start, end));
+        let spawned = crate::background::spawn("transfer-spill".into(), move || {
+            write_spill(&writer, &records, start, end)
+        });
         match spawned {
             Ok(handle) => self.spill_in_flight = Some(SpillInFlight { end, handle }),
             Err(e) => self.spill_error = Some(format!("cannot start a spill thread: {e}")),

@@ -859,9 +859,8 @@ impl Replica {
         let partition = self.config.partition;
         let kept = self.config.checkpoints_kept;
         let dir = self.checkpoint_dir.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("checkpoint-{partition}"))
-            .spawn(move || {
+        let spawned =
+            tally_engine::background::spawn(format!("checkpoint-{partition}"), move || {
                 checkpoint::write_snapshot(&dir, partition, &snapshot, durable)?;
                 checkpoint::prune(&dir, kept)?;
                 Ok((snapshot.applied_index(), snapshot.spills()))

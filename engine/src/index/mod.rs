@@ -645,9 +645,9 @@ impl Index {
         let next = self.spare.take().unwrap_or_default();
         let memory = Arc::new(std::mem::replace(&mut self.live, next));
         let (dir, partition, frozen) = (self.dir.clone(), self.partition, memory.clone());
-        let spawned = std::thread::Builder::new()
-            .name(format!("index-flush-{partition}"))
-            .spawn(move || write_memory(&dir, partition, first, last, &frozen));
+        let spawned = crate::background::spawn(format!("index-flush-{partition}"), move || {
+            write_memory(&dir, partition, first, last, &frozen)
+        });
         match spawned {
             Ok(handle) => {
                 self.flushing = Some(Flushing {
@@ -777,9 +777,9 @@ impl Index {
             let (dir, partition) = (self.dir.clone(), self.partition);
             let first = inputs[0].first();
             let last = inputs[inputs.len() - 1].last();
-            let spawned = std::thread::Builder::new()
-                .name(format!("index-merge-{partition}"))
-                .spawn(move || merge_runs(&dir, partition, &inputs));
+            let spawned = crate::background::spawn(format!("index-merge-{partition}"), move || {
+                merge_runs(&dir, partition, &inputs)
+            });
             match spawned {
                 Ok(handle) => self.merges.push(Merging {
                     first,
