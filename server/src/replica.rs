@@ -294,6 +294,11 @@ pub struct Replica {
     last_leader: (u64, u64),
     /// Where the time goes (shared with the node's other workers; see `stages.rs`).
     stages: Arc<Stages>,
+    /// Whether indexing what was applied waits for [`Replica::finish_applied`] (the worker:
+    /// it answers the proposals first).
+    defer_index: bool,
+    /// Entries were applied whose postings are not indexed yet.
+    index_pending: bool,
 }
 
 impl Replica {
@@ -425,7 +430,17 @@ impl Replica {
             recovery_asked: None,
             recovery_target: None,
             stages: Arc::default(),
+            defer_index: false,
+            index_pending: false,
         })
+    }
+
+    /// From now on [`Replica::handle_ready`] leaves indexing what it applied (and starting
+    /// index flushes and checkpoints) to [`Replica::finish_applied`], which the caller must
+    /// call before it reads the index or answers reads: the worker answers the proposals
+    /// applied in between, so their replies do not wait for the index.
+    pub fn defer_index(&mut self) {
+        self.defer_index = true;
     }
 
     /// Records this replica's stage timings into `stages` (the node's, shared by its
@@ -447,6 +462,7 @@ impl Replica {
 
     /// The per-account index (history, flows, hourly series).
     pub fn index(&self) -> &Index {
+        debug_assert!(!self.index_pending, "the index read before finish_applied");
         &self.index
     }
 
@@ -744,6 +760,7 @@ impl Replica {
         applied: &mut Vec<Applied>,
         reads: &mut Vec<ReadReady>,
     ) -> Result<(), ReplicaError> {
+        self.finish_applied()?;
         if !self.node.has_ready() {
             return Ok(());
         }
@@ -956,13 +973,27 @@ impl Replica {
         if let Some(error) = self.partition.transfer_spill_error() {
             return Err(ReplicaError::Spill(error.to_string()));
         }
-        let indexing = Instant::now();
-        self.partition.drain_postings(&mut self.postings);
-        self.index
-            .ingest(&self.postings, self.partition.applied_index());
-        self.postings.clear();
         if any {
-            self.stages.record(Stage::Apply, indexing - applying);
+            self.stages.record(Stage::Apply, applying.elapsed());
+            self.index_pending = true;
+        }
+        if self.defer_index {
+            return Ok(());
+        }
+        self.finish_applied()
+    }
+
+    /// Indexes the postings of what was applied, starts an index flush if the index wants
+    /// one and a checkpoint if one is due, and installs finished background work. Called by
+    /// `handle_ready` itself unless [`Replica::defer_index`] was asked for.
+    pub fn finish_applied(&mut self) -> Result<(), ReplicaError> {
+        if self.index_pending {
+            self.index_pending = false;
+            let indexing = Instant::now();
+            self.partition.drain_postings(&mut self.postings);
+            self.index
+                .ingest(&self.postings, self.partition.applied_index());
+            self.postings.clear();
             self.stages.record(Stage::Index, indexing.elapsed());
         }
         if self.index.wants_flush() {

@@ -394,6 +394,8 @@ pub fn run(
     // comes back to ticking and to peers' messages: heartbeats go out on time under any load.
     let budget = tick / 2;
     let mut handover = Handover::new(tick, replica.election_tick());
+    // Proposals are answered as soon as they are applied; their postings are indexed after.
+    replica.defer_index();
     loop {
         // Work left from the last turn (committed entries not yet applied) goes on at once.
         let wait = if replica.has_ready() {
@@ -620,6 +622,8 @@ pub fn run(
                     }
                 }
             }
+            // Reads see the index of everything applied.
+            replica.finish_applied()?;
             for read in ready_reads.drain(..) {
                 let Ok(bytes) = <[u8; 8]>::try_from(read.context.as_slice()) else {
                     continue;
