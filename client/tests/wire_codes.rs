@@ -161,17 +161,17 @@ macro_rules! pin {
 #[test]
 fn result_codes_are_pinned() {
     pin!(LedgerResult, LEDGER);
-    // Codes from 1000 up are the server's own (cross_partition), not the engine's.
+    // Codes from 1000 up are the server's own (cross_partition, timed_out), not the engine's.
     let account: Vec<(&str, u32)> = ACCOUNT
         .iter()
         .copied()
-        .chain([("CrossPartition", 1000)])
+        .chain([("CrossPartition", 1000), ("TimedOut", 1001)])
         .collect();
     pin!(AccountResult, &account);
     let transfer: Vec<(&str, u32)> = TRANSFER
         .iter()
         .copied()
-        .chain([("CrossPartition", 1000)])
+        .chain([("CrossPartition", 1000), ("TimedOut", 1001)])
         .collect();
     pin!(TransferResult, &transfer);
 }

@@ -15,6 +15,11 @@ use tally_engine::types as et;
 /// span partitions, which the server does not support yet. Nothing of it was applied.
 pub const RESULT_CROSS_PARTITION: u32 = 1000;
 
+/// Server-produced transfer and account result: the event's partition did not answer (it
+/// timed out, lost its leader or was overloaded) while other partitions of the request did.
+/// It may or may not have been applied: retry it with the same id to learn its outcome.
+pub const RESULT_TIMED_OUT: u32 = 1001;
+
 /// A new ledger from the wire.
 pub fn ledger(l: &wt::NewLedger) -> ec::NewLedger {
     ec::NewLedger {

@@ -9,11 +9,14 @@
 //!
 //! Routing: an account belongs to `partition_of(id, P)`; a transfer to its debit account's
 //! partition (its credit account's when the debit is zero; for a post, void or refund that
-//! names neither, the partition that holds the original). A batch is split by partition,
-//! each part proposed as one entry to its partition, and the results reassembled in the
-//! request's order. A transfer, account or linked chain that spans partitions is answered
-//! with result code 1000 (`cross_partition`) and not applied — never half-applied — until
-//! cross-partition transactions exist. Ledgers are created on every partition.
+//! names neither, the partition that holds its own id, else its original's; with neither
+//! anywhere it is answered not-found here and recorded nowhere). A batch is split by
+//! partition, each part proposed as one entry to its partition, and the results reassembled
+//! in the request's order; the events of a partition that did not answer, when others did,
+//! get result 1001 (`timed_out`: indeterminate), never a definite rejection. A transfer,
+//! account or linked chain that spans partitions is answered with result code 1000
+//! (`cross_partition`) and not applied — never half-applied — until cross-partition
+//! transactions exist. Ledgers are created on every partition.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,7 +32,7 @@ use tally_engine::outcome::{AccountResult, LedgerResult, Outcome};
 use tally_engine::types::{AccountId, TransferId};
 
 use crate::config::NodeConfig;
-use crate::convert::{self, RESULT_CROSS_PARTITION};
+use crate::convert::{self, RESULT_CROSS_PARTITION, RESULT_TIMED_OUT};
 use crate::routing;
 use crate::stages::Stage;
 use crate::transport::Directory;
@@ -285,11 +288,12 @@ fn hello(node: &Node) -> HelloResponse {
     HelloResponse::from(&info)
 }
 
-/// Proposes one command per partition at once, then waits for all of them.
+/// Proposes one command per partition at once, then waits for all of them: each
+/// partition's outcome, or why it has none.
 async fn propose_all(
     node: &Node,
     commands: Vec<(u32, Command)>,
-) -> Result<Vec<(u32, Outcome)>, Failure> {
+) -> Vec<(u32, Result<Outcome, Failure>)> {
     let mut waiting = Vec::with_capacity(commands.len());
     for (partition, command) in commands {
         let handle = node.partitions[partition as usize].clone();
@@ -298,19 +302,36 @@ async fn propose_all(
             tokio::spawn(async move { handle.propose(command).await }),
         ));
     }
-    let mut outcomes = Vec::with_capacity(waiting.len());
-    let mut failure = None;
+    let mut answers = Vec::with_capacity(waiting.len());
     for (partition, task) in waiting {
-        match task.await {
-            Ok(Ok(outcome)) => outcomes.push((partition, outcome)),
-            Ok(Err(error)) => failure = failure.or(Some(Failure::from_partition(node, error))),
-            Err(_) => failure = failure.or(Some(Failure::new(ErrorCode::Internal, "task failed"))),
-        }
+        let answer = match task.await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(error)) => Err(Failure::from_partition(node, error)),
+            Err(_) => Err(Failure::new(ErrorCode::Internal, "task failed")),
+        };
+        answers.push((partition, answer));
     }
-    match failure {
-        Some(failure) => Err(failure),
-        None => Ok(outcomes),
+    answers
+}
+
+/// When no partition of a request answered, the request's error: an indeterminate one if
+/// any partition's is (its command may have been applied), else the first. `None` when
+/// some partition answered, or when nothing was proposed.
+fn all_failed(answers: &mut Vec<(u32, Result<Outcome, Failure>)>) -> Option<Failure> {
+    if answers.is_empty() || answers.iter().any(|(_, answer)| answer.is_ok()) {
+        return None;
     }
+    let definite = |f: &Failure| {
+        matches!(
+            f.code,
+            ErrorCode::NotLeader | ErrorCode::Overloaded | ErrorCode::Unavailable
+        )
+    };
+    let pick = answers
+        .iter()
+        .position(|(_, answer)| answer.as_ref().is_err_and(|f| !definite(f)))
+        .unwrap_or(0);
+    answers.swap_remove(pick).1.err()
 }
 
 async fn create_ledgers(
@@ -321,11 +342,24 @@ async fn create_ledgers(
     let commands = (0..node.partition_count())
         .map(|p| (p, Command::CreateLedgers(events.clone())))
         .collect();
-    let outcomes = propose_all(node, commands).await?;
+    let mut answers = propose_all(node, commands).await;
+    if let Some(failure) = all_failed(&mut answers) {
+        return Err(failure);
+    }
+    if answers.iter().any(|(_, answer)| answer.is_err()) {
+        // Created on some partitions only: not a definite answer. A retry finds them
+        // created there and creates them on the others.
+        return Err(Failure::new(
+            ErrorCode::Timeout,
+            "some partitions did not answer; the ledgers may be created on some of them: \
+             retry",
+        ));
+    }
     // Every partition got the same ledgers; a ledger is created if any partition created it
     // (a retry after a partial failure finds it on the others).
     let mut combined: Vec<LedgerResult> = Vec::new();
-    for (_, outcome) in outcomes {
+    for (_, outcome) in answers {
+        let Ok(outcome) = outcome else { continue };
         let Outcome::Ledgers(results) = outcome else {
             return Err(Failure::new(ErrorCode::Internal, "unexpected outcome"));
         };
@@ -374,9 +408,22 @@ async fn create_accounts(
         ));
     }
     let mut results = vec![codes::AccountResult::from_code(RESULT_CROSS_PARTITION); accounts.len()];
-    for (partition, outcome) in propose_all(node, commands).await? {
-        let Outcome::Accounts(codes) = outcome else {
-            return Err(Failure::new(ErrorCode::Internal, "unexpected outcome"));
+    let mut answers = propose_all(node, commands).await;
+    if let Some(failure) = all_failed(&mut answers) {
+        return Err(failure);
+    }
+    for (partition, answer) in answers {
+        let codes = match answer {
+            Ok(Outcome::Accounts(codes)) => codes,
+            Ok(_) => return Err(Failure::new(ErrorCode::Internal, "unexpected outcome")),
+            Err(_) => {
+                // Its partition did not answer while others did: each of its events is
+                // indeterminate, never reported as rejected.
+                for &i in &positions[&partition] {
+                    results[i] = codes::AccountResult::from_code(RESULT_TIMED_OUT);
+                }
+                continue;
+            }
         };
         for (i, code) in positions[&partition].iter().zip(codes) {
             results[*i] = codes::AccountResult::from_code(AccountResult::code(code));
@@ -392,18 +439,30 @@ async fn create_transfers(
     let count = node.partition_count();
     let events: Vec<_> = transfers.iter().map(convert::transfer).collect();
     let (mut partitions, unresolved) = routing::transfer_partitions(&events, count);
+    // Events answered here without being proposed (so without being recorded).
+    let mut answered: BTreeMap<usize, u32> = BTreeMap::new();
     if !unresolved.is_empty() {
-        // The original lives with its debit account: find it on every partition.
-        let ids: Vec<TransferId> = unresolved.iter().map(|(_, id)| *id).collect();
+        // The original lives with its debit account, and a retry of the event itself with
+        // the original's: find the event's own id, or else its original, on every partition.
+        let mut ids: Vec<TransferId> = unresolved.iter().map(|(i, _)| events[*i].id).collect();
+        ids.extend(unresolved.iter().map(|(_, original)| *original));
+        let mut own = vec![None; unresolved.len()];
+        let mut original = vec![None; unresolved.len()];
         for p in 0..count {
             match node.partitions[p as usize]
                 .read(Query::Transfers(ids.clone()))
                 .await
             {
                 Ok(Answer::Transfers(found)) => {
-                    for ((i, _), record) in unresolved.iter().zip(found) {
+                    let (found_own, found_original) = found.split_at(unresolved.len());
+                    for (k, record) in found_own.iter().enumerate() {
                         if let Some((record, _)) = record {
-                            partitions[*i] = Some(partition_of(record.debit_account.0, count));
+                            own[k] = Some(partition_of(record.debit_account.0, count));
+                        }
+                    }
+                    for (k, record) in found_original.iter().enumerate() {
+                        if let Some((record, _)) = record {
+                            original[k] = Some(partition_of(record.debit_account.0, count));
                         }
                     }
                 }
@@ -411,11 +470,37 @@ async fn create_transfers(
                 Err(error) => return Err(Failure::from_partition(node, error)),
             }
         }
+        for (k, &(i, _)) in unresolved.iter().enumerate() {
+            match own[k].or(original[k]) {
+                Some(partition) => partitions[i] = Some(partition),
+                // Nothing to post, void or refund anywhere: answered here and recorded
+                // nowhere, so that a retry once the original exists is applied where it
+                // lives and that stays the id's one outcome (recording the failure on some
+                // partition would give the id two).
+                None => {
+                    answered.insert(i, not_found_result(&events[i]));
+                }
+            }
+        }
     }
     let linked: Vec<bool> = events
         .iter()
         .map(|t| t.flags.has(TransferFlags::LINKED))
         .collect();
+    // A chain with an event answered here is answered here whole, as it would fail whole.
+    for (start, end) in routing::chains(&linked) {
+        if start < end && (start..=end).any(|i| answered.contains_key(&i)) {
+            for (i, partition) in partitions.iter_mut().enumerate().take(end + 1).skip(start) {
+                answered
+                    .entry(i)
+                    .or_insert(tally_engine::outcome::TransferResult::LinkedEventFailed.code());
+                *partition = None;
+            }
+        }
+    }
+    for &i in answered.keys() {
+        partitions[i] = None;
+    }
     let routed = routing::route(&partitions, &linked);
     let groups = routing::group(&events, &routed);
     let mut positions = BTreeMap::new();
@@ -431,9 +516,25 @@ async fn create_transfers(
         ));
     }
     let mut results = vec![convert::failed_outcome(RESULT_CROSS_PARTITION); events.len()];
-    for (partition, outcome) in propose_all(node, commands).await? {
-        let Outcome::Transfers(outcomes) = outcome else {
-            return Err(Failure::new(ErrorCode::Internal, "unexpected outcome"));
+    for (&i, &code) in &answered {
+        results[i] = convert::failed_outcome(code);
+    }
+    let mut answers = propose_all(node, commands).await;
+    if let Some(failure) = all_failed(&mut answers) {
+        return Err(failure);
+    }
+    for (partition, answer) in answers {
+        let outcomes = match answer {
+            Ok(Outcome::Transfers(outcomes)) => outcomes,
+            Ok(_) => return Err(Failure::new(ErrorCode::Internal, "unexpected outcome")),
+            Err(_) => {
+                // Its partition did not answer while others did: each of its events is
+                // indeterminate, never reported as rejected.
+                for &i in &positions[&partition] {
+                    results[i] = convert::failed_outcome(RESULT_TIMED_OUT);
+                }
+                continue;
+            }
         };
         for (i, outcome) in positions[&partition].iter().zip(outcomes.iter()) {
             results[*i] = convert::outcome(outcome);
@@ -499,6 +600,19 @@ async fn lookup_transfers(
         .filter_map(|id| found.get(id))
         .map(|(record, scale)| convert::transfer_out(record, *scale))
         .collect())
+}
+
+/// What a post, void or refund naming no account gets when neither it nor its original is
+/// recorded on any partition (answered by the session, not recorded).
+fn not_found_result(event: &tally_engine::command::NewTransfer) -> u32 {
+    use tally_engine::outcome::TransferResult as R;
+    if event.id.0 == 0 {
+        R::IdMustNotBeZero.code()
+    } else if event.pending_id.0 != 0 {
+        R::PendingTransferNotFound.code()
+    } else {
+        R::RefundOfNotFound.code()
+    }
 }
 
 /// Reads from the partition that owns `account`.
@@ -609,4 +723,43 @@ async fn balance_series(
             })
             .collect(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(code: ErrorCode) -> Result<Outcome, Failure> {
+        Err(Failure::new(code, "test"))
+    }
+
+    #[test]
+    fn a_request_fails_whole_only_when_no_partition_answered() {
+        let mut answers = vec![(0, Ok(Outcome::Tick)), (1, failed(ErrorCode::NotLeader))];
+        assert!(all_failed(&mut answers).is_none(), "one partition answered");
+        assert!(
+            all_failed(&mut Vec::new()).is_none(),
+            "nothing was proposed"
+        );
+        let mut answers = vec![
+            (0, failed(ErrorCode::NotLeader)),
+            (1, failed(ErrorCode::Timeout)),
+            (2, failed(ErrorCode::Overloaded)),
+        ];
+        let failure = all_failed(&mut answers).expect("all failed");
+        assert_eq!(
+            failure.code,
+            ErrorCode::Timeout,
+            "indeterminate wins: partition 1 may have applied"
+        );
+        let mut answers = vec![
+            (0, failed(ErrorCode::Overloaded)),
+            (1, failed(ErrorCode::NotLeader)),
+        ];
+        assert_eq!(
+            all_failed(&mut answers).expect("all failed").code,
+            ErrorCode::Overloaded,
+            "definite only: the first"
+        );
+    }
 }

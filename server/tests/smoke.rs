@@ -205,3 +205,87 @@ fn transfers_across_partitions_are_refused_whole() {
         "only the transfer within a partition applied"
     );
 }
+
+/// A post naming no account, sent before its hold exists, is answered not-found and recorded
+/// nowhere: the same post sent once the hold exists (in partition 1) posts it, a retry gets
+/// the same answer, and a lookup shows the one outcome the id has. On the old code the first
+/// answer was recorded on partition 0, so the lookup showed a failure for a post that had
+/// applied: two outcomes for one id (issue 13).
+#[test]
+fn a_post_sent_before_its_hold_has_one_outcome_once_the_hold_exists() {
+    use tally_client::wire::codes::TransferResult;
+    use tally_client::wire::partition_of;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&[
+        "--address",
+        "127.0.0.1:0",
+        "--data",
+        dir.path().to_str().expect("utf-8"),
+        "--partitions",
+        "2",
+    ]);
+    let mut raw = Raw::connect(server.address);
+    let _: CreateLedgersResponse = raw
+        .call(&CreateLedgersRequest::new(&[NewLedger {
+            id: LedgerId(1),
+            scale: 0,
+            code: 1,
+        }]))
+        .expect("ledger");
+    let mut ids = (1u128..).filter(|id| partition_of(*id, 2) == 1);
+    let (a, b) = (ids.next().expect("id"), ids.next().expect("id"));
+    let created: CreateAccountsResponse = raw
+        .call(&CreateAccountsRequest::new(&[
+            plain_account(a),
+            plain_account(b),
+        ]))
+        .expect("accounts");
+    assert_eq!(created.results, vec![0, 0]);
+    let mut post = NewTransfer::plain(
+        TransferId(119),
+        AccountId(0),
+        AccountId(0),
+        Decimal::ZERO,
+        LedgerId(0),
+    );
+    post.flags = TransferFlags(TransferFlags::POST_PENDING);
+    post.pending_id = TransferId(110);
+    let mut send = |transfers: &[NewTransfer]| -> Vec<TransferResult> {
+        let response: CreateTransfersResponse = raw
+            .call(&CreateTransfersRequest::new(transfers))
+            .expect("transfers");
+        response
+            .to_outcomes()
+            .expect("outcomes")
+            .iter()
+            .map(|o| o.result)
+            .collect()
+    };
+    assert_eq!(
+        send(std::slice::from_ref(&post)),
+        vec![TransferResult::PendingTransferNotFound]
+    );
+    let mut hold = NewTransfer::plain(
+        TransferId(110),
+        AccountId(a),
+        AccountId(b),
+        Decimal::from(5),
+        LedgerId(1),
+    );
+    hold.flags = TransferFlags(TransferFlags::PENDING);
+    assert_eq!(send(&[hold]), vec![TransferResult::Ok]);
+    assert_eq!(send(std::slice::from_ref(&post)), vec![TransferResult::Ok]);
+    assert_eq!(
+        send(std::slice::from_ref(&post)),
+        vec![TransferResult::Ok],
+        "a retry gets the id's outcome"
+    );
+    let found: LookupTransfersResponse = raw
+        .call(&LookupTransfersRequest::new(&[TransferId(119)]))
+        .expect("lookup");
+    let found = found.to_transfers().expect("transfers");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].outcome.result, TransferResult::Ok);
+    assert_eq!(found[0].debit_account, AccountId(a));
+    assert_eq!(found[0].amount, 5);
+}

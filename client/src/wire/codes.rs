@@ -122,6 +122,10 @@ code_enum!(
         /// Produced by the server, not the engine: a linked chain of accounts spans
         /// partitions, which is not supported yet. Nothing of it was applied.
         CrossPartition = 1000,
+        /// Produced by the server: this account's partition did not answer while other
+        /// partitions of the request did. It may or may not have been created: retry it
+        /// with the same id to learn its outcome.
+        TimedOut = 1001,
     }
 );
 
@@ -214,6 +218,10 @@ code_enum!(
         /// Produced by the server, not the engine: the transfer's accounts (or its linked
         /// chain) span partitions, which is not supported yet. Nothing of it was applied.
         CrossPartition = 1000,
+        /// Produced by the server: this transfer's partition did not answer while other
+        /// partitions of the request did. It may or may not have been applied: retry it with
+        /// the same id to learn its outcome.
+        TimedOut = 1001,
     }
 );
 
