@@ -520,8 +520,11 @@ fn encode_body(p: &Snapshot) -> Vec<u8> {
         out.extend_from_slice(&ledger.code.to_le_bytes());
     }
     out.extend_from_slice(&(p.account_count() as u64).to_le_bytes());
-    // Sorted (by the snapshot), so that replicas with equal state write equal bytes.
-    for a in p.accounts() {
+    // Sorted, so that replicas with equal state write equal bytes. Here rather than in the
+    // snapshot: this runs on the checkpoint's thread, the snapshot on the applying thread.
+    let mut accounts: Vec<&Account> = p.accounts().collect();
+    accounts.sort_unstable_by_key(|a| a.id);
+    for a in accounts {
         out.extend_from_slice(&a.id.0.to_le_bytes());
         out.extend_from_slice(&a.ledger.0.to_le_bytes());
         out.extend_from_slice(&a.code.to_le_bytes());

@@ -373,7 +373,7 @@ impl Snapshot {
     pub fn ledgers(&self) -> impl Iterator<Item = &Ledger> {
         self.ledgers.iter()
     }
-    /// Every account, sorted by id.
+    /// Every account, in no particular order (a checkpoint sorts them).
     pub fn accounts(&self) -> impl Iterator<Item = &Account> {
         self.accounts.iter()
     }
@@ -768,8 +768,8 @@ impl Partition {
     /// transfers, linear in the number of accounts.
     pub fn snapshot(&self) -> Snapshot {
         assert!(self.undo.is_none(), "snapshot inside a linked chain");
-        let mut accounts: Vec<Account> = self.accounts.values().copied().collect();
-        accounts.sort_unstable_by_key(|a| a.id);
+        // Sorted by the checkpoint writer, off the applying thread.
+        let accounts: Vec<Account> = self.accounts.values().copied().collect();
         let mut refund_overlay: Vec<(TransferId, u128)> = self
             .refunded_overlay
             .iter()

@@ -17,11 +17,11 @@
 //! `memory_entries_max`); a flush writes them as an immutable, checksummed run file
 //! ([`run`]) read through `memmap2`. [`Index::start_flush`] freezes the in-memory part and
 //! writes it on a background thread while ingesting goes on into a new part, so the
-//! applying thread never waits for the disk (only for a previous flush still being written,
-//! which bounds memory at two parts); the frozen part answers queries until its run is
-//! installed ([`Index::finish_flush`]). An account's history is the concatenation of its
-//! blocks in every run (oldest first), then its frozen and its growing in-memory parts (an
-//! `AccountView`). Runs are merged
+//! applying thread never waits for the disk (only for the oldest flush when
+//! [`FLUSHES_IN_FLIGHT_MAX`] are being written, which bounds memory at that many parts and
+//! one); a frozen part answers queries until its run is installed ([`Index::finish_flush`]).
+//! An account's history is the concatenation of its blocks in every run (oldest first), then
+//! its frozen parts and its growing in-memory part (an `AccountView`). Runs are merged
 //! size-tiered on background threads: [`MERGE_FANOUT`] adjacent runs of one size tier (a
 //! factor of 4 per tier, from [`MERGE_TIER_BASE`]) become one, and past [`run::RUNS_MAX`]
 //! runs the adjacent pair with the smallest total size is merged. So there are
@@ -66,6 +66,7 @@ mod view;
 
 use view::{AccountView, Part};
 
+use std::collections::VecDeque;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -101,6 +102,11 @@ pub const MERGE_FANOUT: usize = 4;
 pub const MERGES_MAX: usize = 2;
 /// A merge with a larger output is "large": at most one runs at a time.
 pub const MERGE_LARGE_SIZE: u64 = 256 << 20;
+/// In-memory parts being written as runs at once: a second lets ingesting go on while one
+/// flush is slow (with a million active accounts a flush took 180–550 ms, about as long as
+/// filling the next part), at the cost of one more part of memory.
+pub const FLUSHES_IN_FLIGHT_MAX: usize = 2;
+
 /// Runs beyond which a flush waits for running merges (their count stays bounded even when
 /// merges fall behind the flushes).
 pub const RUNS_HARD_MAX: usize = 64;
@@ -371,9 +377,11 @@ pub struct Index {
     /// The error of the last failed merge, if any (its inputs stay; retried later).
     merge_error: Option<String>,
     /// The in-memory part that is being written as a run, if any: it covers
-    /// `durable + 1 ..= flushing.last` and answers queries until its run is installed.
-    flushing: Option<Flushing>,
-    /// The in-memory part still growing, after `flushing`'s.
+    /// The in-memory parts being written as runs, oldest first (at most
+    /// [`FLUSHES_IN_FLIGHT_MAX`]): together they cover `durable + 1 ..= ` the newest's `last`,
+    /// and each answers queries until its run is installed.
+    flushing: VecDeque<Flushing>,
+    /// The in-memory part still growing, after those being flushed.
     live: Memory,
     /// A flushed part's allocations, emptied, for the next part to grow into (vectors of
     /// busy accounts are reused instead of freed and faulted in again).
@@ -428,7 +436,7 @@ impl Drop for Index {
     /// writes into the directory after the index is gone (a reopened index would race it)
     /// and the files left are the runs in use.
     fn drop(&mut self) {
-        if let Some(flushing) = self.flushing.take() {
+        for flushing in self.flushing.drain(..) {
             let _ = flushing.handle.join();
         }
         self.wait_for_merges();
@@ -503,7 +511,7 @@ impl Index {
             runs,
             merges: Vec::new(),
             merge_error: None,
-            flushing: None,
+            flushing: VecDeque::new(),
             live: Memory::default(),
             spare: None,
             memory_entries_max,
@@ -564,7 +572,12 @@ impl Index {
 
     /// How many entries the in-memory part holds (being flushed or not).
     pub fn memory_entries(&self) -> usize {
-        self.live.entries.len() + self.flushing.as_ref().map_or(0, |f| f.memory.entries.len())
+        self.live.entries.len()
+            + self
+                .flushing
+                .iter()
+                .map(|f| f.memory.entries.len())
+                .sum::<usize>()
     }
 
     /// Whether the growing in-memory part has reached its bound and should be flushed.
@@ -574,7 +587,7 @@ impl Index {
 
     /// Whether a flush is being written.
     pub fn is_flushing(&self) -> bool {
-        self.flushing.is_some()
+        !self.flushing.is_empty()
     }
 
     /// Adds the postings of applied entries, in apply order, and marks every entry up to
@@ -626,21 +639,22 @@ impl Index {
     /// Freezes the in-memory part and writes it as a run file covering
     /// `durable + 1 ..= covered` on a background thread, while ingesting goes on into a new
     /// in-memory part; queries read the frozen part until its run is installed
-    /// ([`Index::finish_flush`]), and [`Index::durable`] moves then. A flush still being
-    /// written is waited for first, so at most one is in flight. Does nothing if every
-    /// entry covered is durable or being written.
+    /// ([`Index::finish_flush`]), and [`Index::durable`] moves then. With
+    /// [`FLUSHES_IN_FLIGHT_MAX`] flushes being written, the oldest is waited for first. Does
+    /// nothing if every entry covered is durable or being written.
     pub fn start_flush(&mut self) -> Result<(), IndexError> {
-        if self.flushing.is_some() {
-            self.finish_flush(true)?;
+        if self.flushing.len() >= FLUSHES_IN_FLIGHT_MAX {
+            self.install_oldest_flush()?;
         }
-        if self.covered <= self.durable {
+        let frozen_until = self.flushing.back().map_or(self.durable, |f| f.last);
+        if self.covered <= frozen_until {
             return Ok(());
         }
         fs::create_dir_all(&self.dir).map_err(|source| IndexError::Io {
             path: self.dir.clone(),
             source,
         })?;
-        let first = self.durable.next();
+        let first = frozen_until.next();
         let last = self.covered;
         let next = self.spare.take().unwrap_or_default();
         let memory = Arc::new(std::mem::replace(&mut self.live, next));
@@ -649,15 +663,15 @@ impl Index {
             write_memory(&dir, partition, first, last, &frozen)
         });
         match spawned {
-            Ok(handle) => {
-                self.flushing = Some(Flushing {
-                    last,
-                    memory,
-                    handle,
-                })
-            }
+            Ok(handle) => self.flushing.push_back(Flushing {
+                last,
+                memory,
+                handle,
+            }),
             Err(_) => {
-                // No thread to be had: write it here, slower but the same.
+                // No thread to be had: write it here (after those in flight), slower but
+                // the same.
+                self.finish_flush(true)?;
                 let run = write_memory(&self.dir, partition, first, last, &memory)?;
                 self.install_flushed(run, last);
             }
@@ -665,13 +679,25 @@ impl Index {
         Ok(())
     }
 
-    /// Installs the flush being written, if it is done (waiting for it with `wait`): its
-    /// run joins the others, [`Index::durable`] reaches its end, its memory is freed, and
-    /// runs are merged if there are too many. A flush that failed is returned as the error
-    /// (its entries are lost from the index until a restart rebuilds them by replay, so the
-    /// caller must treat it as a storage failure).
+    /// Installs the flushes being written that are done, oldest first (every one, waiting
+    /// for them, with `wait`): each run joins the others, [`Index::durable`] reaches its
+    /// end, its memory is freed, and runs are merged if there are too many. A flush that
+    /// failed is returned as the error (its entries are lost from the index until a restart
+    /// rebuilds them by replay, so the caller must treat it as a storage failure).
     pub fn finish_flush(&mut self, wait: bool) -> Result<(), IndexError> {
-        let Some(flushing) = self.flushing.take_if(|f| wait || f.handle.is_finished()) else {
+        while self
+            .flushing
+            .front()
+            .is_some_and(|f| wait || f.handle.is_finished())
+        {
+            self.install_oldest_flush()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest flush being written, if any, and installs it.
+    fn install_oldest_flush(&mut self) -> Result<(), IndexError> {
+        let Some(flushing) = self.flushing.pop_front() else {
             return Ok(());
         };
         let run = match flushing.handle.join() {
@@ -839,8 +865,8 @@ impl Index {
                 parts.push(Part::Disk(run, block));
             }
         }
-        let frozen = self.flushing.as_ref().map(|f| &*f.memory);
-        for memory in frozen.into_iter().chain([&self.live]) {
+        let frozen = self.flushing.iter().map(|f| &*f.memory);
+        for memory in frozen.chain([&self.live]) {
             let Some(account) = memory.account(account) else {
                 continue;
             };
