@@ -31,8 +31,13 @@
 //!
 //! `--distribution` picks the accounts of a transfer: `uniform`; `zipfian` (rank `k` with
 //! weight `1/k^s`, `s = --zipf-s`, sampled by binary search in a precomputed CDF); `hot`
-//! ([`HOT_SHARE`] of transfers move money among only [`HOT_ACCOUNTS`] accounts, the rest are
-//! uniform).
+//! (`--transfer-hot-percent` of transfers, default [`HOT_SHARE`], move money among only
+//! `--account-count-hot` accounts, default [`HOT_ACCOUNTS`]; the rest are uniform; giving
+//! either flag implies `hot`). The knobs that TigerBeetle's benchmark has are named as its
+//! are: `--transfer-pending-percent` makes that share of transfers pending holds (never
+//! posted), `--id-order` orders transfer ids `sequential`, `random` or `reversed` (within a
+//! run's 64-bit prefix), and `--query-count` ends the run with that many history queries of
+//! random accounts (the newest 10 entries each), one at a time, with their latency.
 //!
 //! Errors — a batch the client reports `Rejected` or `Indeterminate`, or a transfer whose
 //! result is not `Ok` — are counted (by kind) and the run goes on. If every transfer of the
@@ -41,8 +46,6 @@
 //! non-zero saying how many transfers failed, of which kinds, and the first error.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, ChildStdout, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,15 +59,19 @@ use serde_json::json;
 use tally_client::wire::{partition_of, BATCH_EVENTS_MAX};
 use tally_client::{
     AccountFlags, AccountId, AccountResult, Client, ClientError, ClientOptions, LedgerId,
-    LedgerResult, NewAccount, NewLedger, NewTransfer, StageSummary, TransferId, TransferOutcome,
-    TransferResult,
+    LedgerResult, NewAccount, NewLedger, NewTransfer, StageSummary, TransferFlags, TransferId,
+    TransferOutcome, TransferResult,
 };
 use tokio::sync::{mpsc, Semaphore};
 
 use super::parse_address;
 
+mod local_node;
 mod picker;
-use picker::Picker;
+mod queries;
+use local_node::LocalNode;
+use picker::{HotSet, Picker};
+use queries::{query_phase, Queries};
 
 /// Most accounts a run may create (ids and the zipfian CDF take 24 bytes each).
 pub const ACCOUNTS_MAX: u64 = 10_000_000;
@@ -80,6 +87,10 @@ pub const ZIPF_S_MAX: f64 = 10.0;
 pub const HOT_ACCOUNTS: usize = 10;
 /// Share of transfers that stay inside the hot set.
 pub const HOT_SHARE: f64 = 0.9;
+/// Most queries of `--query-count`.
+pub const QUERIES_MAX: u64 = 10_000_000;
+/// Entries asked for by each query of `--query-count`.
+pub const QUERY_LIMIT: u32 = 10;
 /// Largest amount of one transfer (whole units; the bench ledger has scale 0).
 pub const AMOUNT_MAX: u64 = 1_000;
 /// Batches one open-loop client may have outstanding; beyond it the scheduler waits (the
@@ -118,6 +129,43 @@ impl Distribution {
     }
 }
 
+/// How transfer ids follow each other within a run (after its 64-bit prefix).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum IdOrder {
+    /// 1, 2, 3, …
+    Sequential,
+    /// A bijective scramble of the sequence number: ids in no order, still unique.
+    Random,
+    /// Counting down from the largest.
+    Reversed,
+}
+
+impl IdOrder {
+    fn name(self) -> &'static str {
+        match self {
+            IdOrder::Sequential => "sequential",
+            IdOrder::Random => "random",
+            IdOrder::Reversed => "reversed",
+        }
+    }
+
+    /// The low 64 bits of the id of transfer `sequence` (0-based), never zero.
+    fn low(self, sequence: u64) -> u64 {
+        match self {
+            IdOrder::Sequential => sequence + 1,
+            IdOrder::Random => scramble(sequence + 1).max(1),
+            IdOrder::Reversed => u64::MAX - sequence,
+        }
+    }
+}
+
+/// The splitmix64 finalizer: a bijection of `u64` that scatters consecutive values.
+fn scramble(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
 /// `tally bench` flags.
 #[derive(Args, Clone, Debug)]
 pub struct BenchArgs {
@@ -150,6 +198,21 @@ pub struct BenchArgs {
     /// Offered load in transfers per second (open loop); without it, closed loop.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=RATE_MAX))]
     pub rate: Option<u64>,
+    /// Accounts in the hot set (implies `--distribution hot`; default 10).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..=ACCOUNTS_MAX))]
+    pub account_count_hot: Option<u64>,
+    /// Percent of transfers inside the hot set (implies `--distribution hot`; default 90).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub transfer_hot_percent: Option<u8>,
+    /// Percent of transfers sent as pending holds (never posted).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub transfer_pending_percent: u8,
+    /// Order of transfer ids within the run.
+    #[arg(long, value_enum, default_value_t = IdOrder::Sequential)]
+    pub id_order: IdOrder,
+    /// History queries of random accounts after the transfers, one at a time.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=QUERIES_MAX))]
+    pub query_count: u64,
     /// Seed of the workload (accounts, pairs, amounts).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -174,7 +237,27 @@ fn parse_zipf_s(text: &str) -> Result<f64, String> {
 
 /// Runs the benchmark: starts a local node if no address is given, then connects, sets up,
 /// loads and reports.
-pub fn run(args: BenchArgs) -> Result<(), String> {
+pub fn run(mut args: BenchArgs) -> Result<(), String> {
+    if args.account_count_hot.is_some() || args.transfer_hot_percent.is_some() {
+        if args.distribution == Distribution::Zipfian {
+            return Err(
+                "--account-count-hot and --transfer-hot-percent describe --distribution hot, \
+                 not zipfian"
+                    .into(),
+            );
+        }
+        args.distribution = Distribution::Hot;
+    }
+    if args
+        .account_count_hot
+        .is_some_and(|hot| hot > args.accounts)
+    {
+        return Err(format!(
+            "--account-count-hot {} exceeds --accounts {}",
+            args.account_count_hot.unwrap_or(0),
+            args.accounts
+        ));
+    }
     let runtime = super::runtime()?;
     let node = if args.address.is_empty() {
         Some(LocalNode::start()?)
@@ -223,101 +306,6 @@ pub fn run(args: BenchArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// A temporary `tally start` child process with its data in a temporary directory; killed
-/// and removed when stopped or dropped.
-struct LocalNode {
-    child: Child,
-    address: String,
-    // Kept open so the node never writes into a closed pipe.
-    _stdout: BufReader<ChildStdout>,
-    _data: tempfile::TempDir,
-}
-
-impl LocalNode {
-    fn start() -> Result<LocalNode, String> {
-        let exe = std::env::current_exe()
-            .map_err(|e| format!("cannot find the tally executable: {e}"))?;
-        let data = tempfile::tempdir().map_err(|e| format!("cannot make a temp dir: {e}"))?;
-        let log_path = data.path().join("node.log");
-        let log = std::fs::File::create(&log_path)
-            .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
-        let mut child = std::process::Command::new(&exe)
-            .arg("start")
-            .arg("--address")
-            .arg("127.0.0.1:0")
-            .arg("--data")
-            .arg(data.path().join("node"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
-        let Some(stdout) = child.stdout.take() else {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("the local node has no stdout".to_owned());
-        };
-        // Read the address line on a thread, so that a node that hangs cannot hang us.
-        let (line_tx, line_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(stdout);
-            let mut line = String::new();
-            let read = reader.read_line(&mut line);
-            let _ = line_tx.send((read, line, reader));
-        });
-        let failure = |child: &mut Child, why: String| {
-            let _ = child.kill();
-            let _ = child.wait();
-            let mut log = String::new();
-            let _ = std::fs::File::open(&log_path).and_then(|mut f| f.read_to_string(&mut log));
-            let tail: String = log.lines().rev().take(10).collect::<Vec<_>>().join("\n");
-            format!("the local node did not start: {why}\n{tail}")
-        };
-        let (read, line, reader) = match line_rx.recv_timeout(NODE_START_TIMEOUT) {
-            Ok(answer) => answer,
-            Err(_) => {
-                return Err(failure(
-                    &mut child,
-                    format!("no address line within {NODE_START_TIMEOUT:?}"),
-                ))
-            }
-        };
-        match read {
-            Ok(0) => return Err(failure(&mut child, "it exited".to_owned())),
-            Err(e) => return Err(failure(&mut child, format!("reading its stdout: {e}"))),
-            Ok(_) => {}
-        }
-        let Some(address) = line.trim().strip_prefix("tally listening on ") else {
-            return Err(failure(
-                &mut child,
-                format!("unexpected first line {line:?}"),
-            ));
-        };
-        let address = address.to_owned();
-        eprintln!(
-            "bench: started a local node on {address} (pid {})",
-            child.id()
-        );
-        Ok(LocalNode {
-            child,
-            address,
-            _stdout: reader,
-            _data: data,
-        })
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for LocalNode {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// Account ids for the run: account `i` in partition `i % partitions`, from the seed.
 fn account_ids(seed: u64, accounts: usize, partitions: u32) -> Vec<AccountId> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -346,6 +334,9 @@ struct Plan {
     seed: u64,
     ledger: LedgerId,
     run_prefix: u64,
+    id_order: IdOrder,
+    /// Chance that a transfer is a pending hold.
+    pending_share: f64,
     ids: Vec<AccountId>,
     picker: Picker,
     next_batch: AtomicU64,
@@ -368,14 +359,19 @@ impl Plan {
             .map(|sequence| {
                 let (debit, credit) = self.picker.pair(&mut rng);
                 let amount = Decimal::from(rng.gen_range(1..=AMOUNT_MAX));
-                let id = (u128::from(self.run_prefix) << 64) | u128::from(sequence + 1);
-                NewTransfer::plain(
+                let low = self.id_order.low(sequence);
+                let id = (u128::from(self.run_prefix) << 64) | u128::from(low);
+                let mut transfer = NewTransfer::plain(
                     TransferId(id),
                     self.ids[debit],
                     self.ids[credit],
                     amount,
                     self.ledger,
-                )
+                );
+                if self.pending_share > 0.0 && rng.gen_bool(self.pending_share) {
+                    transfer.flags = TransferFlags(TransferFlags::PENDING);
+                }
+                transfer
             })
             .collect()
     }
@@ -410,6 +406,8 @@ struct Report {
     stalled: Option<String>,
     /// The stage timings of the node the setup client spoke to (its id), over its life.
     stages: Option<(u64, Vec<StageSummary>)>,
+    /// The query phase, if `--query-count` asked for one.
+    queries: Option<Queries>,
 }
 
 impl Report {
@@ -438,7 +436,7 @@ impl Report {
     }
 
     fn to_json(&self, args: &BenchArgs) -> serde_json::Value {
-        json!({
+        let mut value = json!({
             "transfers": self.transfers,
             "seconds": self.seconds,
             "transfers_per_second": self.transfers_per_second(),
@@ -471,7 +469,24 @@ impl Report {
                 "p99_ms": s.p99_us as f64 / 1_000.0,
                 "max_ms": s.max_us as f64 / 1_000.0,
             })).collect::<Vec<_>>()),
-        })
+        });
+        let hot = (args.distribution == Distribution::Hot).then(|| hot_set(args));
+        let knobs = json!({
+            "account_count_hot": hot.map(|h| h.accounts),
+            "transfer_hot_percent": hot.map(|h| h.share * 100.0),
+            "transfer_pending_percent": args.transfer_pending_percent,
+            "id_order": args.id_order.name(),
+            "queries": self.queries.as_ref().map(|q| q.count),
+            "query_errors": self.queries.as_ref().map(|q| q.errors),
+            "queries_per_second": self.queries.as_ref().map(Queries::per_second),
+            "query_p50_ms": self.queries.as_ref().map(|q| q.ms(0.5)),
+            "query_p99_ms": self.queries.as_ref().map(|q| q.ms(0.99)),
+            "query_max_ms": self.queries.as_ref().map(|q| q.latency_us.max() as f64 / 1_000.0),
+        });
+        if let (Some(all), serde_json::Value::Object(knobs)) = (value.as_object_mut(), knobs) {
+            all.extend(knobs);
+        }
+        value
     }
 
     fn print(&self, args: &BenchArgs) {
@@ -511,6 +526,19 @@ impl Report {
         for (kind, count) in &self.error_kinds {
             println!("  {kind}: {count}");
         }
+        if let Some(q) = &self.queries {
+            println!(
+                "queries     {} in {:.2} s ({:.0}/s, one at a time), p50 {:.3} ms, p99 {:.3} ms, \
+                 max {:.3} ms, errors {} (history of a random account, newest {QUERY_LIMIT})",
+                q.count,
+                q.seconds,
+                q.per_second(),
+                q.ms(0.5),
+                q.ms(0.99),
+                q.latency_us.max() as f64 / 1_000.0,
+                q.errors
+            );
+        }
         if let Some((node, stages)) = &self.stages {
             println!(
                 "stages      node {node}, over its life, in ms (per request, proposal or Ready)"
@@ -532,6 +560,19 @@ impl Report {
                 );
             }
         }
+    }
+}
+
+/// The hot set the flags describe.
+fn hot_set(args: &BenchArgs) -> HotSet {
+    let default = HotSet::default();
+    HotSet {
+        accounts: args
+            .account_count_hot
+            .map_or(default.accounts, |n| n as usize),
+        share: args
+            .transfer_hot_percent
+            .map_or(default.share, |p| f64::from(p) / 100.0),
     }
 }
 
@@ -620,12 +661,15 @@ async fn bench(args: &BenchArgs, addresses: &[String]) -> Result<Report, String>
         seed: args.seed,
         ledger,
         run_prefix: rand::thread_rng().gen::<u64>().max(1),
+        id_order: args.id_order,
+        pending_share: f64::from(args.transfer_pending_percent) / 100.0,
         ids,
         picker: Picker::new(
             args.distribution,
             accounts,
             partitions as usize,
             args.zipf_s,
+            hot_set(args),
         ),
         next_batch: AtomicU64::new(0),
         stop: AtomicBool::new(false),
@@ -742,6 +786,13 @@ async fn bench(args: &BenchArgs, addresses: &[String]) -> Result<Report, String>
     while let Some(joined) = tasks.join_next().await {
         joined.map_err(|e| format!("a client task failed: {e}"))?;
     }
+    let queries = match args.query_count {
+        0 => None,
+        count => {
+            eprintln!("bench: {count} history queries");
+            Some(query_phase(&setup_client, &plan.ids, args.seed, count).await?)
+        }
+    };
     // Where the node's time went (a node that no longer answers has nothing to say).
     let stages =
         match tokio::time::timeout(Duration::from_secs(5), setup_client.cluster_info()).await {
@@ -761,6 +812,7 @@ async fn bench(args: &BenchArgs, addresses: &[String]) -> Result<Report, String>
         stopped_early,
         stalled,
         stages,
+        queries,
     })
 }
 
@@ -863,8 +915,10 @@ mod tests {
             seed: 4,
             ledger: LedgerId(1),
             run_prefix: 77,
+            id_order: IdOrder::Random,
+            pending_share: 0.5,
             ids,
-            picker: Picker::new(Distribution::Uniform, 20, 3, 1.0),
+            picker: Picker::new(Distribution::Uniform, 20, 3, 1.0, HotSet::default()),
             next_batch: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         };
@@ -873,6 +927,28 @@ mod tests {
         assert_eq!(all.len(), 25);
         let unique: std::collections::BTreeSet<TransferId> = all.iter().map(|t| t.id).collect();
         assert_eq!(unique.len(), 25);
+        let pending = all
+            .iter()
+            .filter(|t| t.flags.0 & TransferFlags::PENDING != 0)
+            .count();
+        assert!((3..=22).contains(&pending), "{pending} pending of 25");
         assert!(all.iter().all(|t| t.amount >= Decimal::ONE));
+    }
+
+    #[test]
+    fn every_id_order_gives_distinct_nonzero_ids() {
+        for order in [IdOrder::Sequential, IdOrder::Random, IdOrder::Reversed] {
+            let lows: std::collections::BTreeSet<u64> =
+                (0..100_000).map(|s| order.low(s)).collect();
+            assert_eq!(lows.len(), 100_000, "{order:?}");
+            assert!(!lows.contains(&0), "{order:?}");
+        }
+        assert_eq!(IdOrder::Sequential.low(0), 1);
+        assert_eq!(IdOrder::Reversed.low(0), u64::MAX);
+        let random: Vec<u64> = (0..4).map(|s| IdOrder::Random.low(s)).collect();
+        assert!(
+            random.windows(2).any(|w| w[0] > w[1]),
+            "{random:?} in order"
+        );
     }
 }

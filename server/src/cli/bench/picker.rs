@@ -6,6 +6,23 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{Distribution, HOT_ACCOUNTS, HOT_SHARE};
 
+/// The hot set of `Distribution::Hot`: how many accounts, and the share of transfers
+/// inside it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct HotSet {
+    pub(super) accounts: usize,
+    pub(super) share: f64,
+}
+
+impl Default for HotSet {
+    fn default() -> HotSet {
+        HotSet {
+            accounts: HOT_ACCOUNTS,
+            share: HOT_SHARE,
+        }
+    }
+}
+
 /// Picks the account indexes of transfers.
 pub(super) struct Picker {
     distribution: Distribution,
@@ -13,6 +30,8 @@ pub(super) struct Picker {
     partitions: usize,
     /// Zipfian only: `cdf[k]` is the probability of a rank at most `k + 1`.
     cdf: Vec<f64>,
+    /// Hot only.
+    hot: HotSet,
 }
 
 impl Picker {
@@ -21,6 +40,7 @@ impl Picker {
         accounts: usize,
         partitions: usize,
         zipf_s: f64,
+        hot: HotSet,
     ) -> Picker {
         assert!(accounts >= 2, "accounts {accounts}");
         assert!(partitions >= 1, "partitions {partitions}");
@@ -38,6 +58,7 @@ impl Picker {
             accounts,
             partitions,
             cdf,
+            hot,
         }
     }
 
@@ -55,8 +76,8 @@ impl Picker {
     /// The (debit, credit) account indexes of one transfer: distinct, and in one partition.
     pub(super) fn pair(&self, rng: &mut ChaCha8Rng) -> (usize, usize) {
         let (debit, credit) = if self.distribution == Distribution::Hot {
-            let hot = HOT_ACCOUNTS.min(self.accounts);
-            let range = if rng.gen_bool(HOT_SHARE) {
+            let hot = self.hot.accounts.clamp(2, self.accounts);
+            let range = if rng.gen_bool(self.hot.share) {
                 hot
             } else {
                 self.accounts
@@ -126,7 +147,7 @@ mod tests {
     use rand::SeedableRng;
 
     fn picker(distribution: Distribution, accounts: usize, partitions: usize) -> Picker {
-        Picker::new(distribution, accounts, partitions, 1.0)
+        Picker::new(distribution, accounts, partitions, 1.0, HotSet::default())
     }
 
     #[test]
@@ -177,5 +198,23 @@ mod tests {
             })
             .count();
         assert!((8_800..9_200).contains(&hot), "{hot}");
+    }
+
+    #[test]
+    fn the_hot_set_follows_its_flags() {
+        let set = HotSet {
+            accounts: 100,
+            share: 0.5,
+        };
+        let picker = Picker::new(Distribution::Hot, 10_000, 1, 1.0, set);
+        let mut rng = ChaCha8Rng::seed_from_u64(11);
+        let hot = (0..10_000)
+            .filter(|_| {
+                let (d, c) = picker.pair(&mut rng);
+                d < 100 && c < 100
+            })
+            .count();
+        // Half inside by choice, and a uniform pair lands inside once in 10^4.
+        assert!((4_700..5_300).contains(&hot), "{hot}");
     }
 }
