@@ -39,7 +39,7 @@ pub use wire::types::to_decimal;
 pub use wire::{
     Account, AccountFlags, AccountId, AccountResult, BalancePoint, Balances, ClusterInfo,
     Direction, ErrorCode, Flows, FlowsQuery, HistoryEntry, HistoryPage, HistoryQuery, HoldStatus,
-    LedgerId, LedgerResult, NewAccount, NewLedger, NewTransfer, PartitionId, ReplicaStatus,
-    SeriesQuery, ServerError, StageSummary, Timestamp, Transfer, TransferFlags, TransferId,
-    TransferKind, TransferOutcome, TransferResult,
+    LedgerId, LedgerResult, NewAccount, NewLedger, NewTransfer, NodeAddress, PartitionId,
+    ReplicaStatus, SeriesQuery, ServerError, StageSummary, Timestamp, Transfer, TransferFlags,
+    TransferId, TransferKind, TransferOutcome, TransferResult,
 };

@@ -276,6 +276,7 @@ mod tests {
             replicas: Vec::new(),
             uptime_ms: 0,
             stages: Vec::new(),
+            nodes: Vec::new(),
         });
         assert_eq!(candidates(&s), ["c:1", "a:1", "b:1", "d:1"]);
         s.preferred = Some("d:1".into());

@@ -51,8 +51,8 @@ pub use frame::{
 pub use types::{
     partition_of, Account, AccountFlags, AccountId, BalancePoint, Balances, ClusterInfo, Flows,
     FlowsQuery, HistoryEntry, HistoryPage, HistoryQuery, LedgerId, NewAccount, NewLedger,
-    NewTransfer, PartitionId, PartitionLeader, ReplicaStatus, SeriesQuery, ServerError,
-    StageSummary, Timestamp, Transfer, TransferFlags, TransferId, TransferOutcome,
+    NewTransfer, NodeAddress, PartitionId, PartitionLeader, ReplicaStatus, SeriesQuery,
+    ServerError, StageSummary, Timestamp, Transfer, TransferFlags, TransferId, TransferOutcome,
 };
 
 /// The first four bytes of every frame. They never change between protocol versions, so a
@@ -97,6 +97,9 @@ pub const TEXT_SIZE_MAX: usize = 4096;
 
 /// Most stage summaries in a `hello` answer.
 pub const STAGES_MAX: usize = 64;
+
+/// Most nodes in a `hello` answer.
+pub const NODES_MAX: usize = 1024;
 
 /// Size of a non-zero 128-bit integer on the wire, in bytes (little-endian).
 pub const U128_SIZE: usize = 16;

@@ -124,6 +124,16 @@ fn hello_and_ping() {
             p99_us: 900,
             max_us: 1_200,
         }],
+        nodes: vec![
+            NodeAddress {
+                node_id: 1,
+                address: Some("10.0.0.1:7400".into()),
+            },
+            NodeAddress {
+                node_id: 2,
+                address: None,
+            },
+        ],
     };
     let response = round_trip(1, &HelloResponse::from(&info));
     assert_eq!(response.to_cluster_info(), info);

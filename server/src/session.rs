@@ -284,6 +284,18 @@ fn hello(node: &Node) -> HelloResponse {
         replicas: node.local.statuses(),
         uptime_ms: node.started.elapsed().as_millis() as u64,
         stages: node.stages.summary(),
+        nodes: {
+            let mut ids = node.config.voters();
+            if ids.is_empty() {
+                ids.push(node.config.node_id);
+            }
+            ids.into_iter()
+                .map(|id| wt::NodeAddress {
+                    node_id: id,
+                    address: node.address_of(id),
+                })
+                .collect()
+        },
     };
     HelloResponse::from(&info)
 }

@@ -524,3 +524,65 @@ fn start_writes_json_logs_and_names_planted_bugs() {
         String::from_utf8_lossy(&refused.stderr)
     );
 }
+
+/// `tally status` from any node of a 3-node, 2-partition cluster shows every node answering
+/// and every partition led, each with three replicas; with one node killed, asked of another
+/// node, it names the dead node as degraded and still exits 0. Asked only of a dead
+/// address, it fails.
+#[test]
+fn status_shows_every_node_and_what_is_degraded() {
+    let mut cluster = common::Cluster::start(3, &["--partitions", "2", "--tick-ms", "20"]);
+    cluster.wait_for_leaders();
+    let address = cluster.addresses[2].to_string();
+    let status = |address: &str| -> serde_json::Value {
+        let text = ok(address, &["status", "--json"]);
+        serde_json::from_str(text.trim()).expect("one JSON object")
+    };
+    // Leaders known to every node may take a few ticks after the first answer.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let healthy = loop {
+        let s = status(&address);
+        if s["healthy"] == true {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "never healthy: {s}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(healthy["nodes"].as_array().expect("nodes").len(), 3);
+    assert_eq!(healthy["answered_by"], 3);
+    let partitions = healthy["partitions"].as_array().expect("partitions");
+    assert_eq!(partitions.len(), 2);
+    for partition in partitions {
+        assert!(partition["leader"].is_u64(), "{partition}");
+        let replicas = partition["replicas"].as_array().expect("replicas");
+        assert_eq!(replicas.len(), 3, "{partition}");
+        let leaders = replicas.iter().filter(|r| r["role"] == "leader").count();
+        assert_eq!(leaders, 1, "{partition}");
+    }
+    let text = ok(&address, &["status"]);
+    assert!(text.contains("healthy"), "{text}");
+
+    cluster.kill(0);
+    let degraded = status(&address);
+    assert_eq!(degraded["healthy"], false);
+    let nodes = degraded["nodes"].as_array().expect("nodes");
+    let dead = nodes.iter().find(|n| n["id"] == 1).expect("node 1");
+    assert_eq!(dead["answered"], false, "{degraded}");
+    assert!(
+        degraded["degraded"]
+            .as_array()
+            .expect("degraded")
+            .iter()
+            .any(|d| d
+                .as_str()
+                .is_some_and(|d| d.starts_with("node 1 did not answer"))),
+        "{degraded}"
+    );
+    let refused = tally(&["status", "--address", &cluster.addresses[0].to_string()]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("no node answered"),
+        "{}",
+        stderr(&refused)
+    );
+}

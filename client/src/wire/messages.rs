@@ -30,13 +30,13 @@ use super::codes::{
 use super::frame::{Body, FrameError, Operation, RepeatedLimit};
 use super::types::{
     Account, AccountFlags, AccountId, BalancePoint, ClusterInfo, Flows, FlowsQuery, HistoryEntry,
-    HistoryPage, HistoryQuery, LedgerId, NewAccount, NewLedger, NewTransfer, PartitionId,
-    PartitionLeader, ReplicaStatus, SeriesQuery, ServerError, StageSummary, Timestamp, Transfer,
-    TransferFlags, TransferId, TransferOutcome,
+    HistoryPage, HistoryQuery, LedgerId, NewAccount, NewLedger, NewTransfer, NodeAddress,
+    PartitionId, PartitionLeader, ReplicaStatus, SeriesQuery, ServerError, StageSummary, Timestamp,
+    Transfer, TransferFlags, TransferId, TransferOutcome,
 };
 use super::{
-    ADDRESS_SIZE_MAX, BATCH_EVENTS_MAX, HISTORY_ENTRIES_MAX, MEMO_SIZE_MAX, PARTITIONS_MAX,
-    SERIES_POINTS_MAX, STAGES_MAX, TEXT_SIZE_MAX, U128_SIZE,
+    ADDRESS_SIZE_MAX, BATCH_EVENTS_MAX, HISTORY_ENTRIES_MAX, MEMO_SIZE_MAX, NODES_MAX,
+    PARTITIONS_MAX, SERIES_POINTS_MAX, STAGES_MAX, TEXT_SIZE_MAX, U128_SIZE,
 };
 
 mod fixed;
@@ -741,6 +741,20 @@ pub struct HelloResponse {
     /// Where the answering node's time went, per stage.
     #[prost(message, repeated, tag = "7")]
     pub stages: Vec<WireStageSummary>,
+    /// Every node of the cluster and its client address.
+    #[prost(message, repeated, tag = "8")]
+    pub nodes: Vec<WireNodeAddress>,
+}
+
+/// A node and its client address.
+#[derive(Clone, PartialEq, Eq, prost::Message)]
+pub struct WireNodeAddress {
+    /// The node's id.
+    #[prost(uint64, tag = "1")]
+    pub node_id: u64,
+    /// Its client address; empty while unknown.
+    #[prost(string, tag = "2")]
+    pub address: String,
 }
 
 impl Body for HelloResponse {
@@ -749,12 +763,17 @@ impl Body for HelloResponse {
         limit(3, PARTITIONS_MAX, false, "hello.leaders"),
         limit(5, PARTITIONS_MAX, false, "hello.replicas"),
         limit(7, STAGES_MAX, false, "hello.stages"),
+        limit(8, NODES_MAX, false, "hello.nodes"),
     ];
 
     fn validate(&self) -> Result<(), FrameError> {
         check_count(self.leaders.len(), PARTITIONS_MAX, "hello.leaders")?;
         check_count(self.replicas.len(), PARTITIONS_MAX, "hello.replicas")?;
         check_count(self.stages.len(), STAGES_MAX, "hello.stages")?;
+        check_count(self.nodes.len(), NODES_MAX, "hello.nodes")?;
+        for node in &self.nodes {
+            check_size(node.address.len(), ADDRESS_SIZE_MAX, "node.address")?;
+        }
         for stage in &self.stages {
             check_size(stage.name.len(), TEXT_SIZE_MAX, "stage.name")?;
         }
@@ -775,6 +794,14 @@ impl From<&ClusterInfo> for HelloResponse {
             replicas: c.replicas.iter().map(WireReplicaStatus::from).collect(),
             uptime_ms: c.uptime_ms,
             stages: c.stages.iter().map(WireStageSummary::from).collect(),
+            nodes: c
+                .nodes
+                .iter()
+                .map(|n| WireNodeAddress {
+                    node_id: n.node_id,
+                    address: n.address.clone().unwrap_or_default(),
+                })
+                .collect(),
         }
     }
 }
@@ -790,6 +817,14 @@ impl HelloResponse {
             replicas: self.replicas.iter().map(ReplicaStatus::from).collect(),
             uptime_ms: self.uptime_ms,
             stages: self.stages.iter().map(StageSummary::from).collect(),
+            nodes: self
+                .nodes
+                .iter()
+                .map(|n| NodeAddress {
+                    node_id: n.node_id,
+                    address: optional_text(&n.address),
+                })
+                .collect(),
         }
     }
 }

@@ -405,6 +405,18 @@ pub struct ClusterInfo {
     /// Where the answering node's time went, per stage of the write path (empty from older
     /// servers).
     pub stages: Vec<StageSummary>,
+    /// Every node of the cluster with the client address the answering node knows for it
+    /// (empty from older servers).
+    pub nodes: Vec<NodeAddress>,
+}
+
+/// A node of the cluster and its client address, as the answering node knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeAddress {
+    /// The node's id.
+    pub node_id: u64,
+    /// Its client address (`host:port`), or `None` while it has not announced one.
+    pub address: Option<String>,
 }
 
 /// How one node's replica of one partition stands, as that node reports it (not a

@@ -5,6 +5,7 @@
 //!   `history`, `flows`, `series`. Each connects, sends one request, prints the answer and
 //!   exits.
 //! - [`mod@bench`]: `tally bench`, a load generator in the manner of TigerBeetle's benchmark.
+//! - [`status`]: `tally status`, how every node and partition of the cluster stands.
 //!
 //! Shared here: the `--address` and `--json` flags, clap value parsers for ids and amounts,
 //! and the formatting of minor units, balances and timestamps.
@@ -20,6 +21,7 @@
 
 pub mod bench;
 pub mod ops;
+pub mod status;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -53,6 +55,9 @@ pub enum Command {
     Series(ops::SeriesArgs),
     /// Load generator: create accounts, then send transfers and report throughput and latency.
     Bench(bench::BenchArgs),
+    /// How the cluster stands: every node, each partition's leader and term, each replica's
+    /// indexes, lag and inbox depth, and what is degraded.
+    Status(status::StatusArgs),
 }
 
 /// Runs one operator command or the benchmark to completion.

@@ -285,6 +285,7 @@ pub async fn run(command: Command) -> Result<(), String> {
         Command::History(args) => history(&args).await,
         Command::Flows(args) => flows(&args).await,
         Command::Series(args) => series(&args).await,
+        Command::Status(args) => super::status::run(args).await,
         Command::Bench(_) => unreachable!("bench runs on its own runtime"),
     }
 }
