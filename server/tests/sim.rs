@@ -52,6 +52,11 @@ fn fixed_seeds() {
     // committed in the leader's term, while later entries of that term were still missing;
     // it then voted a stale node leader (fixed: it asks the leader for its commit index).
     on_disk += check(8343757374757182322, 3, 2);
+    // 4253632408388199207: a follower's log truncated to 8 (its slot lowered and fsynced)
+    // crashed with new entries unsynced; the crash model dropped the lowered slot as if it
+    // had never reached the disk, resurrecting the older slot's claim to entries 9-11
+    // (fixed in the harness: a slot fsynced by a truncation survives).
+    on_disk += check(4253632408388199207, 3, 1);
     // 14579388251767525420: a leader change during setup dropped the setup proposal, which
     // the simulator never proposed again (fixed in the harness).
     for seed in [11, 12, 13, 14, 14579388251767525420] {

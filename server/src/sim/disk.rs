@@ -68,13 +68,18 @@ pub(super) fn lose_unsynced(dir: &Path, durable: u64, rng: &mut ChaCha8Rng) -> R
         bytes.len()
     };
     bytes.truncate(end);
-    // The newest slot was written after the last fsync: it may not have reached the disk.
+    // The newest slot may have been written after the last fsync: then it may not have
+    // reached the disk. Not when the older slot claims more than the replica made durable:
+    // only a truncation lowers the durable prefix, and it fsyncs the lowered slot before it
+    // cuts anything (dropping that slot would resurrect a claim the log durably withdrew).
     if rng.gen_bool(0.5) {
         if let Some((position, _)) = newest_slot(&bytes) {
             let other = DURABILITY_SLOT_OFFSETS[1 - position];
-            if tally_engine::segment::decode_slot(&bytes[other..]).is_ok() {
-                let at = DURABILITY_SLOT_OFFSETS[position];
-                bytes[at..at + DURABILITY_SLOT_SIZE].fill(0);
+            if let Ok(older) = tally_engine::segment::decode_slot(&bytes[other..]) {
+                if older.durable.0 <= durable {
+                    let at = DURABILITY_SLOT_OFFSETS[position];
+                    bytes[at..at + DURABILITY_SLOT_SIZE].fill(0);
+                }
             }
         }
     }
