@@ -49,10 +49,10 @@ async fn run() -> Result<()> {
     println!("\nthe store callback arrives twice; the retry reuses the transfer id:");
     let again = client.create_transfer(purchase).await?;
     println!(
-        "  same outcome, applied once: {} (timestamp {} = {})",
+        "  same outcome, applied once: {} (stamped {}, and the retry's answer {})",
         again == first,
-        again.timestamp,
-        first.timestamp
+        first.timestamp.utc(),
+        again.timestamp.utc()
     );
 
     println!("\nspend:");
@@ -106,8 +106,8 @@ async fn run() -> Result<()> {
         let sign = if entry.is_debit { "-" } else { "+" };
         let balance = available(&entry.balances, page.scale);
         println!(
-            "  {:>20}  {:<7} {sign}{:<5} balance {balance:>5}  (transfer {:x})",
-            entry.timestamp.0,
+            "  {}  {:<7} {sign}{:<5} balance {balance:>5}  (transfer {})",
+            entry.timestamp.utc(),
             entry.kind.name(),
             entry.amount,
             entry.transfer_id.0

@@ -222,41 +222,6 @@ pub fn balances_json(balances: &Balances, scale: u8) -> serde_json::Value {
     })
 }
 
-/// Nanoseconds since the Unix epoch as UTC `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-pub fn format_timestamp(ns: u64) -> String {
-    let seconds = ns / 1_000_000_000;
-    let ms = (ns % 1_000_000_000) / 1_000_000;
-    let days = seconds / 86_400;
-    let second_of_day = seconds % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-        second_of_day / 3_600,
-        (second_of_day % 3_600) / 60,
-        second_of_day % 60
-    )
-}
-
-/// The proleptic Gregorian date `days` days after 1970-01-01 (H. Hinnant's
-/// `civil_from_days`, restricted to dates on or after the epoch).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let day_of_era = z % 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
-
 /// The wall clock in nanoseconds since the Unix epoch (the cluster stamps entries with its
 /// leader's clock, so windows like "the past 24 hours" are computed against this).
 pub fn now_ns() -> Result<u64, String> {
@@ -304,19 +269,5 @@ mod tests {
         assert!(parse_address(":3000").is_err());
         assert!(parse_address("h:0").is_err());
         assert!(parse_address("h:70000").is_err());
-    }
-
-    #[test]
-    fn timestamps_format_as_utc() {
-        assert_eq!(format_timestamp(0), "1970-01-01T00:00:00.000Z");
-        // 2024-02-29T12:34:56.789Z, a leap day.
-        assert_eq!(
-            format_timestamp(1_709_210_096_789_000_000),
-            "2024-02-29T12:34:56.789Z"
-        );
-        assert_eq!(
-            format_timestamp(951_782_400_000_000_000),
-            "2000-02-29T00:00:00.000Z"
-        );
     }
 }

@@ -19,8 +19,8 @@ use tally_client::{
 };
 
 use super::{
-    balances_json, balances_line, format_minor, format_timestamp, now_ns, parse_decimal, parse_id,
-    parse_id_choice, print_json, Command, Connection, IdChoice,
+    balances_json, balances_line, format_minor, now_ns, parse_decimal, parse_id, parse_id_choice,
+    print_json, Command, Connection, IdChoice,
 };
 
 const HOUR_NS: u64 = 3_600 * 1_000_000_000;
@@ -430,7 +430,7 @@ fn print_account(account: &Account, json: bool) {
     );
     println!(
         "  created {}, user_data {}/{}/{}",
-        format_timestamp(account.timestamp.0),
+        account.timestamp.utc(),
         account.user_data_128,
         account.user_data_64,
         account.user_data_32
@@ -520,7 +520,7 @@ fn print_transfer(transfer: &Transfer, json: bool) {
             "transfer {}: refused, {}, at {} (only the outcome of a refused transfer is kept)",
             transfer.id,
             transfer.outcome.result.name(),
-            format_timestamp(transfer.outcome.timestamp.0)
+            transfer.outcome.timestamp.utc()
         );
         return;
     }
@@ -541,7 +541,7 @@ fn print_transfer(transfer: &Transfer, json: bool) {
     );
     println!(
         "  at {}, hold {}, timeout {} s, refunded {}{}",
-        format_timestamp(transfer.outcome.timestamp.0),
+        transfer.outcome.timestamp.utc(),
         transfer.hold.name(),
         transfer.timeout_s,
         format_minor(transfer.refunded, scale),
@@ -729,7 +729,7 @@ async fn history(args: &HistoryArgs) -> Result<(), String> {
         } else {
             println!(
                 "{}  {:<7} {:<6} {:>14}  with {}  transfer {}  {}",
-                format_timestamp(entry.timestamp.0),
+                entry.timestamp.utc(),
                 entry.kind.name(),
                 side,
                 format_minor(entry.amount, scale),
@@ -817,7 +817,7 @@ async fn series(args: &SeriesArgs) -> Result<(), String> {
         } else {
             println!(
                 "{}  {}",
-                format_timestamp(point.time_start.0),
+                point.time_start.utc(),
                 balances_line(&point.balances, scale)
             );
         }
