@@ -56,38 +56,9 @@ newtype!(
 impl Timestamp {
     /// As UTC, `YYYY-MM-DDTHH:MM:SS.mmmZ` (what the CLI prints).
     pub fn utc(self) -> String {
-        let seconds = self.0 / 1_000_000_000;
-        let ms = (self.0 % 1_000_000_000) / 1_000_000;
-        let days = seconds / 86_400;
-        let second_of_day = seconds % 86_400;
-        let (year, month, day) = civil_from_days(days);
-        format!(
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{ms:03}Z",
-            second_of_day / 3_600,
-            (second_of_day % 3_600) / 60,
-            second_of_day % 60
-        )
+        let time = std::time::UNIX_EPOCH + std::time::Duration::from_nanos(self.0);
+        humantime::format_rfc3339_millis(time).to_string()
     }
-}
-
-/// The proleptic Gregorian date `days` days after 1970-01-01 (H. Hinnant's
-/// `civil_from_days`, restricted to dates on or after the epoch).
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let day_of_era = z % 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + u64::from(month <= 2);
-    (year, month, day)
 }
 
 /// Account flags (a `u16` bit set), with the engine's bit values.
