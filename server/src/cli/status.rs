@@ -14,14 +14,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use clap::Args;
 use serde_json::json;
-use tally_client::wire::messages::{ErrorResponse, HelloRequest, HelloResponse};
-use tally_client::wire::{encode_body, FrameDecoder, Operation};
-use tally_client::{ClusterInfo, CLIENT_VERSION};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tally_client::{Client, ClientOptions, ClusterInfo};
 
 use super::Connection;
 
@@ -104,38 +99,19 @@ async fn ask_every_node(asked: &str, info: &ClusterInfo) -> Vec<NodeView> {
     nodes
 }
 
-/// One `Hello` exchange with `address` on a connection of its own.
+/// The `hello` answer of the node at `address` itself: a client seeded with that address
+/// alone, asked for its cluster information.
 async fn hello(address: &str) -> Result<ClusterInfo, String> {
+    let options = ClientOptions {
+        request_timeout: NODE_TIMEOUT,
+        retry_deadline: NODE_TIMEOUT,
+        ..ClientOptions::default()
+    };
     let exchange = async {
-        let mut stream = TcpStream::connect(address)
+        let client = Client::connect(&[address.to_owned()], options)
             .await
-            .map_err(|e| format!("cannot connect: {e}"))?;
-        let mut out = BytesMut::new();
-        let request = HelloRequest {
-            client_version: CLIENT_VERSION.to_owned(),
-        };
-        encode_body(1, &request, &mut out).map_err(|e| e.to_string())?;
-        stream.write_all(&out).await.map_err(|e| e.to_string())?;
-        let mut decoder = FrameDecoder::new();
-        let mut buffer = BytesMut::with_capacity(64 * 1024);
-        loop {
-            if let Some(frame) = decoder.decode(&mut buffer).map_err(|e| e.to_string())? {
-                if frame.op == Operation::Error {
-                    let error: ErrorResponse = frame.decode_body().map_err(|e| e.to_string())?;
-                    return Err(format!("answered an error: {}", error.message));
-                }
-                let response: HelloResponse = frame.decode_body().map_err(|e| e.to_string())?;
-                return Ok(response.to_cluster_info());
-            }
-            if stream
-                .read_buf(&mut buffer)
-                .await
-                .map_err(|e| e.to_string())?
-                == 0
-            {
-                return Err("closed the connection".to_owned());
-            }
-        }
+            .map_err(|e| e.to_string())?;
+        client.cluster_info().await.map_err(|e| e.to_string())
     };
     tokio::time::timeout(NODE_TIMEOUT, exchange)
         .await
@@ -332,19 +308,9 @@ impl<'a> Status<'a> {
     }
 }
 
-/// `1d 02h 03m`, `2h 03m 04s` or `12.3 s`.
+/// Whole seconds, as humantime writes them (`2h 3m 4s`); `0s` for less than a second.
 fn uptime(ms: u64) -> String {
-    let s = ms / 1000;
-    let (d, h, m, sec) = (s / 86_400, s / 3600 % 24, s / 60 % 60, s % 60);
-    if d > 0 {
-        format!("{d}d {h:02}h {m:02}m")
-    } else if h > 0 {
-        format!("{h}h {m:02}m {sec:02}s")
-    } else if m > 0 {
-        format!("{m}m {sec:02}s")
-    } else {
-        format!("{:.1} s", ms as f64 / 1000.0)
-    }
+    humantime::format_duration(Duration::from_secs(ms / 1000)).to_string()
 }
 
 #[cfg(test)]
@@ -353,9 +319,9 @@ mod tests {
 
     #[test]
     fn uptimes_read_naturally() {
-        assert_eq!(uptime(12_345), "12.3 s");
-        assert_eq!(uptime(125_000), "2m 05s");
-        assert_eq!(uptime(7_384_000), "2h 03m 04s");
-        assert_eq!(uptime(93_784_000), "1d 02h 03m");
+        assert_eq!(uptime(12_345), "12s");
+        assert_eq!(uptime(125_000), "2m 5s");
+        assert_eq!(uptime(7_384_000), "2h 3m 4s");
+        assert_eq!(uptime(93_784_000), "1day 2h 3m 4s");
     }
 }
