@@ -625,15 +625,10 @@ fn backstop_merges_bound_the_runs_and_keep_the_answers() {
         let (mut index, _) =
             Index::open(dir.path(), PartitionId(1), LogIndex(u64::MAX), 3).expect("open index");
         index.set_merge_limits(usize::MAX, 4);
-        let mut partition = Partition::new();
-        partition.set_postings_enabled(true);
-        let mut postings = Vec::new();
+        let mut feed = Feed::new();
         let mut flushes = 0;
         for (i, payload) in payloads.iter().enumerate() {
-            partition.apply(LogIndex(i as u64 + 1), payload);
-            postings.clear();
-            partition.drain_postings(&mut postings);
-            index.ingest(&postings, LogIndex(i as u64 + 1));
+            feed.apply(&mut index, i, payload);
             if index.wants_flush() {
                 index.flush().expect("flush");
                 flushes += 1;
@@ -666,16 +661,10 @@ fn queries_read_a_flush_in_progress_and_the_memory_after_it() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut index, _) =
             Index::open(dir.path(), PartitionId(1), LogIndex(u64::MAX), 5).expect("open index");
-        let mut partition = Partition::new();
-        partition.set_postings_enabled(true);
-        let mut postings = Vec::new();
+        let mut feed = Feed::new();
         let mut flushed_at = None;
         for (i, payload) in payloads.iter().enumerate() {
-            let index_of = LogIndex(i as u64 + 1);
-            partition.apply(index_of, payload);
-            postings.clear();
-            partition.drain_postings(&mut postings);
-            index.ingest(&postings, index_of);
+            let index_of = feed.apply(&mut index, i, payload);
             // Flush until near the end, so that a flush is still in flight and entries
             // came after it when the answers are checked.
             if index.wants_flush() && i + 10 < payloads.len() {
@@ -711,6 +700,33 @@ fn queries_read_a_flush_in_progress_and_the_memory_after_it() {
         assert!(report.durable >= durable, "seed {seed}");
         assert_eq!(report.durable, covered, "seed {seed}: the last flush's run");
         check_index(&index, &model, seed);
+    }
+}
+
+/// A partition whose postings are fed to an index, entry by entry, as the store does.
+struct Feed {
+    partition: Partition,
+    postings: Vec<Posting>,
+}
+
+impl Feed {
+    fn new() -> Feed {
+        let mut partition = Partition::new();
+        partition.set_postings_enabled(true);
+        Feed {
+            partition,
+            postings: Vec::new(),
+        }
+    }
+
+    /// Applies `payload` as entry `i + 1` and ingests its postings; returns its index.
+    fn apply(&mut self, index: &mut Index, i: usize, payload: &EntryPayload) -> LogIndex {
+        let at = LogIndex(i as u64 + 1);
+        self.partition.apply(at, payload);
+        self.postings.clear();
+        self.partition.drain_postings(&mut self.postings);
+        index.ingest(&self.postings, at);
+        at
     }
 }
 

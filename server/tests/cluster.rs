@@ -98,16 +98,7 @@ async fn leader_crash_loses_nothing_acknowledged() {
             group.push(client.account_id_beside(first));
         }
         for id in &group {
-            accounts.push(NewAccount {
-                id: *id,
-                ledger: LedgerId(1),
-                code: 1,
-                flags: AccountFlags(0),
-                limit: None,
-                user_data_128: 0,
-                user_data_64: 0,
-                user_data_32: 0,
-            });
+            accounts.push(common::plain_account(id.0));
         }
         groups.push(group);
     }

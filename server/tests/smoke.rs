@@ -24,18 +24,11 @@ fn single_node_serves_a_transfer() {
         }]))
         .expect("ledgers");
     assert_eq!(ledgers.results, vec![0]);
-    let account = |id| NewAccount {
-        id: AccountId(id),
-        ledger: LedgerId(1),
-        code: 1,
-        flags: AccountFlags(0),
-        limit: None,
-        user_data_128: 0,
-        user_data_64: 0,
-        user_data_32: 0,
-    };
     let accounts: CreateAccountsResponse = raw
-        .call(&CreateAccountsRequest::new(&[account(1), account(2)]))
+        .call(&CreateAccountsRequest::new(&[
+            plain_account(1),
+            plain_account(2),
+        ]))
         .expect("accounts");
     assert_eq!(accounts.results, vec![0, 0]);
     let mut transfer = NewTransfer::plain(
@@ -107,41 +100,18 @@ fn a_second_node_on_the_same_data_directory_is_refused() {
 fn transfers_across_partitions_are_refused_whole() {
     use tally_client::wire::partition_of;
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(&[
-        "--address",
-        "127.0.0.1:0",
-        "--data",
-        dir.path().to_str().expect("utf-8"),
-        "--partitions",
-        "2",
-    ]);
+    let server = Server::single_with(dir.path(), &["--partitions", "2"]);
     let mut raw = Raw::connect(server.address);
-    let _: CreateLedgersResponse = raw
-        .call(&CreateLedgersRequest::new(&[NewLedger {
-            id: LedgerId(1),
-            scale: 0,
-            code: 1,
-        }]))
-        .expect("ledger");
+    create_ledger(&mut raw);
     // Two accounts in partition 0 and one in partition 1.
     let mut ids = (1u128..).filter(|id| partition_of(*id, 2) == 0);
     let (a, b) = (ids.next().expect("id"), ids.next().expect("id"));
     let c = (1u128..).find(|id| partition_of(*id, 2) == 1).expect("id");
-    let account = |id| NewAccount {
-        id: AccountId(id),
-        ledger: LedgerId(1),
-        code: 1,
-        flags: AccountFlags(0),
-        limit: None,
-        user_data_128: 0,
-        user_data_64: 0,
-        user_data_32: 0,
-    };
     let created: CreateAccountsResponse = raw
         .call(&CreateAccountsRequest::new(&[
-            account(a),
-            account(b),
-            account(c),
+            plain_account(a),
+            plain_account(b),
+            plain_account(c),
         ]))
         .expect("accounts");
     assert_eq!(created.results, vec![0, 0, 0]);
@@ -216,22 +186,9 @@ fn a_post_sent_before_its_hold_has_one_outcome_once_the_hold_exists() {
     use tally_client::wire::codes::TransferResult;
     use tally_client::wire::partition_of;
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(&[
-        "--address",
-        "127.0.0.1:0",
-        "--data",
-        dir.path().to_str().expect("utf-8"),
-        "--partitions",
-        "2",
-    ]);
+    let server = Server::single_with(dir.path(), &["--partitions", "2"]);
     let mut raw = Raw::connect(server.address);
-    let _: CreateLedgersResponse = raw
-        .call(&CreateLedgersRequest::new(&[NewLedger {
-            id: LedgerId(1),
-            scale: 0,
-            code: 1,
-        }]))
-        .expect("ledger");
+    create_ledger(&mut raw);
     let mut ids = (1u128..).filter(|id| partition_of(*id, 2) == 1);
     let (a, b) = (ids.next().expect("id"), ids.next().expect("id"));
     let created: CreateAccountsResponse = raw

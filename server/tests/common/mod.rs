@@ -58,12 +58,19 @@ impl Server {
 
     /// Starts a single node with its data in `dir` on a free port.
     pub fn single(dir: &Path) -> Server {
-        Server::start(&[
+        Server::single_with(dir, &[])
+    }
+
+    /// Starts a single node with its data in `dir` on a free port, with more flags.
+    pub fn single_with(dir: &Path, more: &[&str]) -> Server {
+        let mut args = vec![
             "--address",
             "127.0.0.1:0",
             "--data",
             dir.to_str().expect("utf-8"),
-        ])
+        ];
+        args.extend_from_slice(more);
+        Server::start(&args)
     }
 
     pub fn kill(&mut self) {
@@ -353,8 +360,8 @@ pub async fn create_ledger_and_accounts(client: &tally_client::Client, accounts:
         .expect("accounts");
 }
 
-/// Creates ledger 1 (scale 0) and accounts 1 and 2 over a raw connection.
-pub fn create_ledger_and_two_accounts(raw: &mut Raw) {
+/// Creates ledger 1 (scale 0) over a raw connection.
+pub fn create_ledger(raw: &mut Raw) {
     use tally_client::wire::messages::*;
     use tally_client::wire::types::*;
     let _: CreateLedgersResponse = raw
@@ -364,6 +371,12 @@ pub fn create_ledger_and_two_accounts(raw: &mut Raw) {
             code: 1,
         }]))
         .expect("ledger");
+}
+
+/// Creates ledger 1 (scale 0) and accounts 1 and 2 over a raw connection.
+pub fn create_ledger_and_two_accounts(raw: &mut Raw) {
+    use tally_client::wire::messages::*;
+    create_ledger(raw);
     let _: CreateAccountsResponse = raw
         .call(&CreateAccountsRequest::new(&[
             plain_account(1),
