@@ -120,6 +120,10 @@ pub struct NodeConfig {
     /// Largest log segment file, in bytes (4 KiB to 1 GiB); the next record goes to a new one.
     #[serde(default = "default_segment_size_max")]
     pub segment_size_max: u64,
+    /// Where to serve `/metrics` (Prometheus), `/healthz` and `/readyz` over HTTP; none when
+    /// unset.
+    #[serde(default)]
+    pub metrics_address: Option<SocketAddr>,
     /// Bugs planted on purpose, so that a chaos harness can prove it notices them (only from
     /// the hidden `--unsafe-bug` flag; never in a config file).
     #[serde(skip)]
@@ -219,6 +223,7 @@ impl NodeConfig {
             connections_max: default_connections_max(),
             transfers_memory_max: default_transfers_memory_max(),
             segment_size_max: default_segment_size_max(),
+            metrics_address: None,
             unsafe_bugs: Vec::new(),
         }
     }

@@ -70,6 +70,8 @@ pub struct Connections {
 /// One connection's state as the node sees it.
 pub struct ConnectionState {
     in_flight: AtomicUsize,
+    /// Bytes of answers waiting to be written to it.
+    queued: Arc<AtomicUsize>,
     /// When it last sent or was answered, in milliseconds since the node started.
     active_at: AtomicU64,
     close: AtomicBool,
@@ -81,6 +83,7 @@ impl Connections {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let state = Arc::new(ConnectionState {
             in_flight: AtomicUsize::new(0),
+            queued: Arc::default(),
             active_at: AtomicU64::new(now_ms()),
             close: AtomicBool::new(false),
             closed: Notify::new(),
@@ -90,6 +93,26 @@ impl Connections {
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, state.clone());
         (id, state)
+    }
+
+    /// Open connections.
+    pub fn open_count(&self) -> usize {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Bytes of large frames held now (at most [`LARGE_FRAMES_BUDGET`]).
+    pub fn large_bytes(&self) -> usize {
+        self.large.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of answers waiting to be written, over every open connection.
+    pub fn answer_bytes(&self) -> usize {
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(|c| c.queued.load(Ordering::Relaxed))
+            .sum()
     }
 
     fn remove(&self, id: u64) {
@@ -165,6 +188,7 @@ pub async fn accept(listener: TcpListener, node: Arc<Node>) {
                 // Full: make room by closing the idlest connection, if any is idle.
                 if !node.connections.evict_idlest() {
                     tracing::warn!(%remote, "too many connections, none idle; refusing");
+                    node.metrics.connection_refused();
                     continue;
                 }
                 match tokio::time::timeout(Duration::from_secs(1), limit.clone().acquire_owned())
@@ -173,11 +197,13 @@ pub async fn accept(listener: TcpListener, node: Arc<Node>) {
                     Ok(Ok(permit)) => permit,
                     _ => {
                         tracing::warn!(%remote, "too many connections; refusing");
+                        node.metrics.connection_refused();
                         continue;
                     }
                 }
             }
         };
+        node.metrics.connection_accepted();
         let node = node.clone();
         tokio::spawn(async move {
             serve(stream, node).await;
@@ -191,7 +217,7 @@ async fn serve(stream: TcpStream, node: Arc<Node>) {
     let _ = stream.set_nodelay(true);
     let (id, state) = node.connections.register();
     let (mut reader, mut writer) = stream.into_split();
-    let queued = Arc::new(AtomicUsize::new(0));
+    let queued = state.queued.clone();
     let drained = Arc::new(Notify::new());
     let (answers, mut outgoing) = mpsc::unbounded_channel::<BytesMut>();
     let writer_queued = queued.clone();

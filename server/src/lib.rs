@@ -8,6 +8,7 @@
 //! - [`raft_storage`]: raft-rs `Storage` over the segmented log; hard state on disk.
 //! - [`transport`]: peer connections and their frames; [`handshake`]: how peers prove
 //!   they belong to the cluster.
+//! - [`metrics`]: what a node counts, served for Prometheus with `/healthz` and `/readyz`.
 //! - [`clock`], [`links`]: what the peers' pings say of their clocks and of the links.
 //! - [`sim`]: a deterministic cluster simulator (one thread, simulated network, disk faults
 //!   and time) that checks Raft's and the ledger's invariants after every step.
@@ -19,6 +20,7 @@ pub mod convert;
 pub mod handshake;
 pub mod identity;
 pub mod links;
+pub mod metrics;
 pub mod node;
 pub mod raft_log;
 pub mod raft_storage;

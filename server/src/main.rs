@@ -96,6 +96,10 @@ struct StartArgs {
     /// Largest log segment file in bytes (4096 to 1073741824; default 64 MiB).
     #[arg(long)]
     segment_size_max: Option<u64>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, with /healthz and /readyz beside
+    /// them (docs/operations.md, "Metrics") [default: none].
+    #[arg(long)]
+    metrics_address: Option<SocketAddr>,
     /// Tests of test harnesses only: plant a bug (skip-fsync, apply-before-commit,
     /// skip-vote, lease-reads), so that a chaos harness can prove it notices. Loses data.
     #[arg(long, hide = true)]
@@ -169,6 +173,7 @@ fn node_config(args: StartArgs) -> Result<NodeConfig, String> {
         connections_max,
         transfers_memory_max,
         segment_size_max,
+        metrics_address,
         unsafe_bug,
         log_format: _,
     } = args;
@@ -221,6 +226,9 @@ fn node_config(args: StartArgs) -> Result<NodeConfig, String> {
     if let Some(max) = segment_size_max {
         config.segment_size_max = max;
     }
+    if let Some(address) = metrics_address {
+        config.metrics_address = Some(address);
+    }
     config.unsafe_bugs = unsafe_bug;
     config.validate().map_err(|e| e.to_string())?;
     Ok(config)
@@ -245,9 +253,15 @@ fn run_node(config: NodeConfig, log_format: LogFormat) -> Result<(), String> {
     runtime.block_on(async move {
         let mut node = tally_server::node::start(config.clone()).await?;
         // The one line scripts wait for: where to connect.
-        println!("tally listening on {}", node.address);
+        // (Written, not printed: a reader that stops after the first line must not kill the
+        // node with a broken pipe.)
         use std::io::Write;
-        let _ = std::io::stdout().flush();
+        let mut stdout = std::io::stdout();
+        let _ = writeln!(stdout, "tally listening on {}", node.address);
+        if let Some(metrics) = node.metrics_address {
+            let _ = writeln!(stdout, "tally metrics on http://{metrics}/metrics");
+        }
+        let _ = stdout.flush();
         tracing::info!(
             node_id = config.node_id,
             partitions = config.partitions,

@@ -53,6 +53,8 @@ pub struct NodeHandle {
     pub address: SocketAddr,
     /// Where it listens for peers (in a cluster).
     pub peer_address: Option<SocketAddr>,
+    /// Where it serves `/metrics`, `/healthz` and `/readyz` (with `metrics_address`).
+    pub metrics_address: Option<SocketAddr>,
     /// Held for the node's lifetime: an exclusive lock on `<data>/LOCK`, so that a second
     /// process can never open the same data directory.
     _lock: std::fs::File,
@@ -157,6 +159,10 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.address))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let metrics_listener = match config.metrics_address {
+        Some(address) => Some(crate::metrics::bind(address).await?),
+        None => None,
+    };
 
     let local = Arc::new(LocalState::new(config.partitions));
     if stored.is_some() {
@@ -243,6 +249,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
         clock: node_clock,
         links,
         stages: Arc::default(),
+        metrics: Arc::new(crate::metrics::Metrics::new(config.partitions)),
     };
     let ready = Arc::new(AtomicBool::new(false));
     let node = Arc::new(Node {
@@ -256,6 +263,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
         local: local.clone(),
         started: std::time::Instant::now(),
         stages: shared.stages.clone(),
+        metrics: shared.metrics.clone(),
     });
     let (fail, failed) = watch::channel(None);
     let fail = Arc::new(fail);
@@ -283,10 +291,19 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
     } else {
         bring_up.run().await?;
     }
+    let metrics_address = match metrics_listener {
+        Some(listener) => {
+            let bound = listener.local_addr().map_err(|e| e.to_string())?;
+            tasks.push(tokio::spawn(crate::metrics::serve(listener, node.clone())));
+            Some(bound)
+        }
+        None => None,
+    };
     tasks.push(tokio::spawn(crate::connection::accept(listener, node)));
     Ok(NodeHandle {
         address,
         peer_address,
+        metrics_address,
         _lock: lock,
         stop: shared.stop,
         workers,
@@ -441,6 +458,7 @@ impl BringUp {
             let tick = Duration::from_millis(config.tick_ms);
             let shared = self.shared.clone();
             let fail = self.fail.clone();
+            let shared_metrics = self.shared.metrics.clone();
             let worker = std::thread::Builder::new()
                 .name(format!("partition-{partition}"))
                 .spawn(move || {
@@ -448,6 +466,7 @@ impl BringUp {
                         worker::run(partition, replica, inboxes, peers, tick, shared)
                     {
                         // The replica cannot go on without risking its data: stop the node.
+                        shared_metrics.storage_error();
                         let reason = format!("partition {partition} stopped: {error}");
                         tracing::error!("{reason}");
                         let _ = fail.send(Some(reason));

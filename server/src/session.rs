@@ -60,6 +60,8 @@ pub struct Node {
     pub started: std::time::Instant,
     /// Where the node's time goes, per stage of the write path.
     pub stages: Arc<crate::stages::Stages>,
+    /// What the node counts for Prometheus.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Node {
@@ -155,6 +157,24 @@ pub(crate) enum Request {
     Series(wt::SeriesQuery),
 }
 
+impl Request {
+    /// Its operation's name in metrics.
+    fn operation(&self) -> &'static str {
+        match self {
+            Request::Hello => "hello",
+            Request::Ping => "ping",
+            Request::CreateLedgers(_) => "create_ledgers",
+            Request::CreateAccounts(_) => "create_accounts",
+            Request::CreateTransfers(_) => "create_transfers",
+            Request::LookupAccounts(_) => "lookup_accounts",
+            Request::LookupTransfers(_) => "lookup_transfers",
+            Request::History(_) => "history",
+            Request::Flows(_) => "flows",
+            Request::Series(_) => "series",
+        }
+    }
+}
+
 /// Decodes and validates a complete frame's request.
 pub(crate) fn parse(frame: &Frame) -> Result<Request, tally_client::wire::FrameError> {
     Ok(match frame.op {
@@ -206,7 +226,10 @@ pub(crate) fn parse(frame: &Frame) -> Result<Request, tally_client::wire::FrameE
 /// Answers one request (the encoded response or error frame).
 pub(crate) async fn handle(node: &Node, request_id: u64, request: Request) -> BytesMut {
     let mut out = BytesMut::new();
+    let operation = request.operation();
     if !node.ready.load(Ordering::Relaxed) && !matches!(request, Request::Hello | Request::Ping) {
+        node.metrics
+            .request(operation, ErrorCode::Unavailable.name());
         Failure::new(
             ErrorCode::Unavailable,
             "this node is starting or recovering its data; nothing was applied: retry here \
@@ -218,17 +241,23 @@ pub(crate) async fn handle(node: &Node, request_id: u64, request: Request) -> By
     let result = match request {
         Request::Hello => Ok(encode_body(request_id, &hello(node), &mut out)),
         Request::Ping => Ok(encode_body(request_id, &PingResponse {}, &mut out)),
-        Request::CreateLedgers(ledgers) => create_ledgers(node, ledgers)
-            .await
-            .map(|r| encode_body(request_id, &CreateLedgersResponse::new(&r), &mut out)),
-        Request::CreateAccounts(accounts) => create_accounts(node, accounts)
-            .await
-            .map(|r| encode_body(request_id, &CreateAccountsResponse::new(&r), &mut out)),
+        Request::CreateLedgers(ledgers) => create_ledgers(node, ledgers).await.map(|r| {
+            node.metrics
+                .events(operation, r.iter().map(|result| result.name()));
+            encode_body(request_id, &CreateLedgersResponse::new(&r), &mut out)
+        }),
+        Request::CreateAccounts(accounts) => create_accounts(node, accounts).await.map(|r| {
+            node.metrics
+                .events(operation, r.iter().map(|result| result.name()));
+            encode_body(request_id, &CreateAccountsResponse::new(&r), &mut out)
+        }),
         Request::CreateTransfers(transfers) => {
             let started = std::time::Instant::now();
-            let result = create_transfers(node, transfers)
-                .await
-                .map(|r| encode_body(request_id, &CreateTransfersResponse::new(&r), &mut out));
+            let result = create_transfers(node, transfers).await.map(|r| {
+                node.metrics
+                    .events(operation, r.iter().map(|o| o.result.name()));
+                encode_body(request_id, &CreateTransfersResponse::new(&r), &mut out)
+            });
             node.stages.record(Stage::Request, started.elapsed());
             result
         }
@@ -253,13 +282,15 @@ pub(crate) async fn handle(node: &Node, request_id: u64, request: Request) -> By
         }),
     };
     match result {
-        Ok(Ok(())) => {}
+        Ok(Ok(())) => node.metrics.request(operation, "Ok"),
         Ok(Err(error)) => {
+            node.metrics.request(operation, ErrorCode::Internal.name());
             out.clear();
             Failure::new(ErrorCode::Internal, format!("response too large: {error}"))
                 .encode(request_id, &mut out);
         }
         Err(failure) => {
+            node.metrics.request(operation, failure.code.name());
             out.clear();
             failure.encode(request_id, &mut out);
         }

@@ -85,6 +85,17 @@ impl Stage {
     }
 }
 
+/// A stage's histogram as cumulative buckets (see [`Stages::buckets`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageBuckets {
+    /// How many times it was timed.
+    pub count: u64,
+    /// The time spent in it, in all, in seconds.
+    pub sum_s: f64,
+    /// `(upper bound in seconds, times at most that long)`, ascending.
+    pub buckets: Vec<(f64, u64)>,
+}
+
 /// One histogram per stage, shared by a node's workers and sessions.
 pub struct Stages {
     histograms: Vec<Mutex<Histogram<u64>>>,
@@ -119,6 +130,27 @@ impl Stages {
         if let Ok(mut histogram) = self.histograms[stage as usize].lock() {
             histogram.saturating_record(micros);
         }
+    }
+
+    /// `stage`'s histogram in Prometheus' terms, if it was recorded: `buckets` pairs each of
+    /// `bounds_s` (seconds, ascending) with how many times took at most that long.
+    pub fn buckets(&self, stage: Stage, bounds_s: &[f64]) -> Option<StageBuckets> {
+        let histogram = self.histograms[stage as usize].lock().ok()?;
+        if histogram.is_empty() {
+            return None;
+        }
+        let buckets = bounds_s
+            .iter()
+            .map(|&bound| {
+                let micros = (bound * 1e6) as u64;
+                (bound, histogram.count_between(0, micros))
+            })
+            .collect();
+        Some(StageBuckets {
+            count: histogram.len(),
+            sum_s: histogram.mean() * histogram.len() as f64 / 1e6,
+            buckets,
+        })
     }
 
     /// Every stage recorded at least once, in path order.
@@ -157,5 +189,21 @@ mod tests {
         assert_eq!(summary[1].count, 2);
         assert_eq!(summary[1].max_us, 500);
         assert_eq!(summary[1].total_us, 800);
+    }
+
+    #[test]
+    fn buckets_count_the_times_at_most_each_bound() {
+        let stages = Stages::default();
+        for micros in [40, 90, 400, 2_000] {
+            stages.record(Stage::Apply, Duration::from_micros(micros));
+        }
+        assert_eq!(stages.buckets(Stage::Fsync, &[0.001]), None);
+        let apply = stages
+            .buckets(Stage::Apply, &[0.000_05, 0.000_1, 0.001, 0.01])
+            .expect("apply was recorded");
+        assert_eq!(apply.count, 4);
+        let counts: Vec<u64> = apply.buckets.iter().map(|&(_, n)| n).collect();
+        assert_eq!(counts, [1, 2, 3, 4]);
+        assert!((apply.sum_s - 0.002_53).abs() < 0.000_01, "{}", apply.sum_s);
     }
 }

@@ -232,6 +232,8 @@ pub struct Shared {
     pub links: Arc<Links>,
     /// Where the node's time goes (`stages.rs`).
     pub stages: Arc<Stages>,
+    /// What the node counts for Prometheus (`metrics.rs`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Sends Raft messages to peers (the transport); must not block.
@@ -256,6 +258,11 @@ pub struct PeerInbox {
 }
 
 impl PeerInbox {
+    /// Bytes of messages waiting.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
     /// Queues a Raft message of `size` encoded bytes; drops it (Raft retransmits) when the
     /// inbox holds too many bytes already.
     pub fn deliver(&self, message: Message, size: usize) {
@@ -396,7 +403,12 @@ pub fn run(
     let mut handover = Handover::new(tick, replica.election_tick());
     // Proposals are answered as soon as they are applied; their postings are indexed after.
     replica.defer_index();
+    let mut term = replica.term();
     loop {
+        if replica.term() != term {
+            term = replica.term();
+            shared.metrics.election(partition);
+        }
         // Work left from the last turn (committed entries not yet applied) goes on at once.
         let wait = if replica.has_ready() {
             Duration::ZERO
@@ -528,6 +540,7 @@ pub fn run(
             };
             let previous = shared.leaders[partition as usize].swap(leader, Ordering::Relaxed);
             if previous != leader {
+                shared.metrics.leader_change(partition);
                 tracing::info!(
                     partition,
                     leader,
