@@ -586,3 +586,90 @@ fn status_shows_every_node_and_what_is_degraded() {
         stderr(&refused)
     );
 }
+
+/// A shop purchase from a shell: the charge and the item granted in one linked chain, applied
+/// together or not at all.
+#[test]
+fn batch_applies_a_linked_chain_whole_or_not_at_all() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::single(&dir.path().join("data"));
+    let address = server.address.to_string();
+    let address = address.as_str();
+    ok(address, &["ledger", "create", "--id", "1", "--scale", "2"]);
+    ok(address, &["ledger", "create", "--id", "2", "--scale", "0"]);
+    for (id, ledger, flags) in [
+        ("10", "1", &["--no-overdraft"][..]),
+        ("11", "1", &[][..]),
+        ("12", "1", &[][..]),
+        ("20", "2", &[][..]),
+        ("21", "2", &[][..]),
+    ] {
+        let mut args = vec!["account", "create", "--id", id, "--ledger", ledger];
+        args.extend_from_slice(flags);
+        ok(address, &args);
+    }
+    // The player (10) gets 5.00 of credits from the issuer (12).
+    ok(
+        address,
+        &[
+            "transfer", "--id", "1", "--from", "12", "--to", "10", "--amount", "5", "--ledger",
+            "1",
+        ],
+    );
+
+    let purchase = |first: u64| {
+        format!(
+            "{{\"id\": {first}, \"from\": 10, \"to\": 11, \"amount\": \"4.99\", \"ledger\": 1, \"linked\": true}}\n\
+             {{\"id\": \"{}\", \"from\": 20, \"to\": 21, \"amount\": 1, \"ledger\": 2, \"memo\": \"sword\"}}\n",
+            first + 1
+        )
+    };
+    let file = dir.path().join("purchase.jsonl");
+    std::fs::write(&file, purchase(100)).expect("write");
+    let out = ok(address, &["batch", file.to_str().expect("utf-8")]);
+    assert!(
+        out.contains("transfer 100: Ok (Plain 4.99 from 10 to 11)"),
+        "{out}"
+    );
+    assert!(out.contains("transfer 101: Ok (Plain 1 from 20 to 21)"), "{out}");
+
+    // Again, from stdin, as JSON: 0.01 left, so the charge fails and takes the item with it.
+    let output = Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["batch", "-", "--json", "--address", address])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(purchase(200).as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("run tally batch");
+    assert!(!output.status.success(), "{}", stdout(&output));
+    let lines: Vec<serde_json::Value> = stdout(&output)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["result"], "ExceedsCredits");
+    assert_eq!(lines[1]["result"], "LinkedEventFailed");
+    assert!(stderr(&output).contains("2 of 2 transfers not applied"));
+    let items = ok(address, &["account", "show", "21", "--json"]);
+    assert_eq!(last_json_line(&items)["balances"]["balance"], "1", "{items}");
+
+    // A bad line stops everything before anything is sent.
+    std::fs::write(
+        &file,
+        format!("{}{{\"id\": 302, \"from\": 20}}\n", purchase(300)),
+    )
+    .expect("write");
+    let err = fails(address, &["batch", file.to_str().expect("utf-8")]);
+    assert!(err.contains("line 3: to is required"), "{err}");
+    let err = fails(address, &["transfer", "show", "300"]);
+    assert!(err.contains("not found"), "{err}");
+}

@@ -4,6 +4,7 @@
 //! - [`ops`]: `ledger create`, `account create|show`, `transfer` (create) and `transfer show`,
 //!   `history`, `flows`, `series`. Each connects, sends one request, prints the answer and
 //!   exits.
+//! - [`batch`]: `tally batch`, transfers from JSON lines in one request (linked chains).
 //! - [`mod@bench`]: `tally bench`, a load generator in the manner of TigerBeetle's benchmark.
 //! - [`status`]: `tally status`, how every node and partition of the cluster stands.
 //!
@@ -19,6 +20,7 @@
 //! Deliberate omissions: no interactive REPL, no config file for these commands, no
 //! pagination loop in `history` (it prints one page and the cursor of the next).
 
+pub mod batch;
 pub mod bench;
 pub mod ops;
 pub mod status;
@@ -47,6 +49,11 @@ pub enum Command {
     Account(ops::AccountCommand),
     /// Create a transfer (plain, pending hold, post, void or refund), or `transfer show ID...`.
     Transfer(ops::TransferArgs),
+    /// Create transfers from JSON lines (a file, or `-` for stdin), sent as one request:
+    /// `"linked": true` chains an event to the next, and a chain applies whole or not at all.
+    /// Fields: id, from, to, amount, ledger, pending, timeout_s, post, void, refund_of,
+    /// linked, code, user_data, memo (as `tally transfer`'s flags).
+    Batch(batch::BatchArgs),
     /// One page of an account's history, with the balances after each entry.
     History(ops::HistoryArgs),
     /// An account's posted money in and out over the past hours.

@@ -286,6 +286,7 @@ pub async fn run(command: Command) -> Result<(), String> {
         Command::Flows(args) => flows(&args).await,
         Command::Series(args) => series(&args).await,
         Command::Status(args) => super::status::run(args).await,
+        Command::Batch(args) => super::batch::run(args).await,
         Command::Bench(_) => unreachable!("bench runs on its own runtime"),
     }
 }
@@ -574,30 +575,85 @@ async fn transfer_show(connection: &Connection, ids: Vec<u128>) -> Result<(), St
     )
 }
 
+/// What a transfer does, as `tally transfer`'s flags or a `tally batch` line say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum TransferKindChoice {
+    /// Moves posted money.
+    Plain,
+    /// Holds money, for `timeout_s` seconds (0: until posted or voided).
+    Pending {
+        /// Seconds until the hold expires.
+        timeout_s: u32,
+    },
+    /// Posts the hold with this id.
+    Post(u128),
+    /// Voids the hold with this id.
+    Void(u128),
+    /// Refunds the posted transfer with this id.
+    Refund(u128),
+}
+
+/// A transfer of `kind` with every optional field empty (code 1).
+pub(super) fn build_transfer(
+    id: u128,
+    from: u128,
+    to: u128,
+    amount: Decimal,
+    ledger: u32,
+    kind: TransferKindChoice,
+) -> NewTransfer {
+    let mut transfer = NewTransfer::plain(
+        TransferId(id),
+        AccountId(from),
+        AccountId(to),
+        amount,
+        LedgerId(ledger),
+    );
+    match kind {
+        TransferKindChoice::Plain => {}
+        TransferKindChoice::Pending { timeout_s } => {
+            transfer.flags = TransferFlags(TransferFlags::PENDING);
+            transfer.timeout_s = timeout_s;
+        }
+        TransferKindChoice::Post(pending) => {
+            transfer.flags = TransferFlags(TransferFlags::POST_PENDING);
+            transfer.pending_id = TransferId(pending);
+        }
+        TransferKindChoice::Void(pending) => {
+            transfer.flags = TransferFlags(TransferFlags::VOID_PENDING);
+            transfer.pending_id = TransferId(pending);
+        }
+        TransferKindChoice::Refund(original) => transfer.refund_of = TransferId(original),
+    }
+    transfer
+}
+
 impl TransferArgs {
     fn to_new_transfer(&self, id: u128) -> NewTransfer {
-        let mut transfer = NewTransfer::plain(
-            TransferId(id),
-            AccountId(self.from.unwrap_or(0)),
-            AccountId(self.to.unwrap_or(0)),
+        let kind = if self.pending {
+            TransferKindChoice::Pending {
+                timeout_s: self.timeout_s.unwrap_or(0),
+            }
+        } else if let Some(pending) = self.post {
+            TransferKindChoice::Post(pending)
+        } else if let Some(pending) = self.void {
+            TransferKindChoice::Void(pending)
+        } else if let Some(original) = self.refund_of {
+            TransferKindChoice::Refund(original)
+        } else {
+            TransferKindChoice::Plain
+        };
+        let mut transfer = build_transfer(
+            id,
+            self.from.unwrap_or(0),
+            self.to.unwrap_or(0),
             self.amount.unwrap_or(Decimal::ZERO),
-            LedgerId(self.ledger.unwrap_or(0)),
+            self.ledger.unwrap_or(0),
+            kind,
         );
         transfer.code = self.code;
         transfer.user_data_128 = self.user_data;
         transfer.memo = self.memo.as_bytes().to_vec();
-        if self.pending {
-            transfer.flags = TransferFlags(TransferFlags::PENDING);
-            transfer.timeout_s = self.timeout_s.unwrap_or(0);
-        } else if let Some(pending) = self.post {
-            transfer.flags = TransferFlags(TransferFlags::POST_PENDING);
-            transfer.pending_id = TransferId(pending);
-        } else if let Some(pending) = self.void {
-            transfer.flags = TransferFlags(TransferFlags::VOID_PENDING);
-            transfer.pending_id = TransferId(pending);
-        } else if let Some(original) = self.refund_of {
-            transfer.refund_of = TransferId(original);
-        }
         transfer
     }
 }
