@@ -152,7 +152,7 @@ pub struct TransferRecord {
     pub id: TransferId,
     /// Hash of the event's fields as sent, to tell a retry from a conflicting reuse of the id.
     pub fingerprint: u128,
-    /// What it did (meaningful only if `outcome.result` is `Ok`).
+    /// What it did; for a refusal, what it asked (by its flags).
     pub kind: TransferKind,
     /// The account debited (resolved from the original for posts, voids and refunds).
     pub debit_account: AccountId,
@@ -160,9 +160,11 @@ pub struct TransferRecord {
     pub credit_account: AccountId,
     /// The ledger.
     pub ledger: LedgerId,
-    /// The amount moved, in minor units (for a void: the amount released).
+    /// The amount moved, in minor units (for a void: the amount released). For a refusal:
+    /// the amount asked, in its ledger's minor units, or 0 if it has none (no such ledger,
+    /// a negative amount, too many decimals).
     pub amount: u128,
-    /// The hold posted or voided, or the transfer refunded.
+    /// The hold posted or voided, or the transfer refunded (for a refusal: as asked).
     pub reference: TransferId,
     /// Seconds until a hold expires (zero: never).
     pub timeout_s: u32,
@@ -1404,20 +1406,41 @@ impl Partition {
         xxh3_128(&self.scratch)
     }
 
+    /// Records a refusal with what the event asked: its kind (by its flags), accounts,
+    /// ledger, timeout and hold or original as sent, and its amount in the ledger's minor
+    /// units when the ledger exists and the amount fits it (else 0: not representable).
     fn record_failed_transfer(&mut self, e: &NewTransfer, outcome: TransferOutcome) {
         assert_ne!(outcome.result, TransferResult::Ok);
         let fingerprint = self.fingerprint(e);
+        let flags = e.flags.0;
+        let (kind, reference) = if flags & TransferFlags::POST_PENDING != 0 {
+            (TransferKind::Post, e.pending_id)
+        } else if flags & TransferFlags::VOID_PENDING != 0 {
+            (TransferKind::Void, e.pending_id)
+        } else if flags & TransferFlags::PENDING != 0 {
+            (TransferKind::Pending, TransferId(0))
+        } else if e.refund_of.0 != 0 {
+            (TransferKind::Refund, e.refund_of)
+        } else {
+            (TransferKind::Plain, TransferId(0))
+        };
+        let amount = match self.ledgers.get(&e.ledger) {
+            Some(ledger) if !e.amount.is_sign_negative() => {
+                to_minor(e.amount, ledger.scale).unwrap_or(0)
+            }
+            _ => 0,
+        };
         self.insert_transfer(
             e.id,
             TransferRecord {
                 id: TransferId(0), // set by insert_transfer or put_transfer
                 fingerprint,
-                kind: TransferKind::Plain,
+                kind,
                 debit_account: e.debit_account,
                 credit_account: e.credit_account,
                 ledger: e.ledger,
-                amount: 0,
-                reference: TransferId(0),
+                amount,
+                reference,
                 timeout_s: e.timeout_s,
                 outcome,
                 hold: HoldStatus::NotAHold,

@@ -244,10 +244,48 @@ fn operator_commands_create_and_show() {
         ],
     );
     assert!(err.contains("AmountMustNotBeNegative"), "{err}");
-    // A refused transfer shows as refused, not as a transfer of 0 from account 0.
+    // A refused transfer shows as refused, with what it asked.
     let out = ok(address, &["transfer", "show", "16"]);
+    assert!(out.contains("refused, AmountMustNotBeNegative"), "{out}");
     assert!(
-        out.contains("refused, AmountMustNotBeNegative") && !out.contains("from 0 to 0"),
+        out.contains("asked: amount 0 (or none the ledger can hold) from 1 to 2 on ledger 1"),
+        "{out}"
+    );
+    fails(
+        address,
+        &[
+            "transfer",
+            "--id",
+            "17",
+            "--from",
+            "1",
+            "--to",
+            "999",
+            "--amount",
+            "3.25",
+            "--ledger",
+            "1",
+            "--pending",
+            "--timeout-s",
+            "60",
+        ],
+    );
+    let out = ok(address, &["transfer", "show", "17"]);
+    assert!(
+        out.contains("refused, CreditAccountNotFound")
+            && out.contains("asked: hold of 3.25 for 60 s from 1 to 999 on ledger 1, code 1"),
+        "{out}"
+    );
+    let shown = last_json_line(&ok(address, &["transfer", "show", "17", "--json"]));
+    assert_eq!(shown["result"], "CreditAccountNotFound");
+    assert_eq!(shown["kind"], "Pending");
+    assert_eq!(shown["amount"], "3.25");
+    assert_eq!(shown["to"], "999");
+    fails(address, &["transfer", "--id", "18", "--post", "4242"]);
+    let out = ok(address, &["transfer", "show", "18"]);
+    assert!(
+        out.contains("refused, PendingTransferNotFound")
+            && out.contains("asked: post of hold 4242 (all of it), code 1"),
         "{out}"
     );
 
@@ -612,8 +650,7 @@ fn batch_applies_a_linked_chain_whole_or_not_at_all() {
     ok(
         address,
         &[
-            "transfer", "--id", "1", "--from", "12", "--to", "10", "--amount", "5", "--ledger",
-            "1",
+            "transfer", "--id", "1", "--from", "12", "--to", "10", "--amount", "5", "--ledger", "1",
         ],
     );
 
@@ -631,7 +668,10 @@ fn batch_applies_a_linked_chain_whole_or_not_at_all() {
         out.contains("transfer 100: Ok (Plain 4.99 from 10 to 11)"),
         "{out}"
     );
-    assert!(out.contains("transfer 101: Ok (Plain 1 from 20 to 21)"), "{out}");
+    assert!(
+        out.contains("transfer 101: Ok (Plain 1 from 20 to 21)"),
+        "{out}"
+    );
 
     // Again, from stdin, as JSON: 0.01 left, so the charge fails and takes the item with it.
     let output = Command::new(env!("CARGO_BIN_EXE_tally"))
@@ -660,7 +700,11 @@ fn batch_applies_a_linked_chain_whole_or_not_at_all() {
     assert_eq!(lines[1]["result"], "LinkedEventFailed");
     assert!(stderr(&output).contains("2 of 2 transfers not applied"));
     let items = ok(address, &["account", "show", "21", "--json"]);
-    assert_eq!(last_json_line(&items)["balances"]["balance"], "1", "{items}");
+    assert_eq!(
+        last_json_line(&items)["balances"]["balance"],
+        "1",
+        "{items}"
+    );
 
     // A bad line stops everything before anything is sent.
     std::fs::write(

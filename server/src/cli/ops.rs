@@ -15,7 +15,7 @@ use tally_client::wire::{HISTORY_ENTRIES_MAX, SERIES_POINTS_MAX};
 use tally_client::{
     Account, AccountFlags, AccountId, AccountResult, Client, Direction, FlowsQuery, HistoryQuery,
     LedgerId, LedgerResult, NewAccount, NewLedger, NewTransfer, SeriesQuery, Timestamp, Transfer,
-    TransferFlags, TransferId, TransferResult,
+    TransferFlags, TransferId, TransferKind, TransferResult,
 };
 
 use super::{
@@ -486,6 +486,40 @@ fn print_found<T>(
     }
 }
 
+/// What a refused transfer asked, in words: its kind, amount, accounts and ledger as sent.
+fn asked(transfer: &Transfer) -> String {
+    let t = transfer;
+    let amount = if t.amount == 0 {
+        // Zero is what was asked, or an amount the ledger cannot hold (or no such ledger).
+        "amount 0 (or none the ledger can hold)".to_string()
+    } else {
+        format_minor(t.amount, t.scale)
+    };
+    let what = match t.kind {
+        TransferKind::Post if t.amount == 0 => format!("post of hold {} (all of it)", t.reference),
+        TransferKind::Post => format!("post of {amount} of hold {}", t.reference),
+        TransferKind::Void => format!("void of hold {}", t.reference),
+        TransferKind::Refund => format!("refund of {amount} of transfer {}", t.reference),
+        TransferKind::Pending if t.timeout_s > 0 => {
+            format!("hold of {amount} for {} s", t.timeout_s)
+        }
+        TransferKind::Pending => format!("hold of {amount}"),
+        _ => amount,
+    };
+    let mut line = what;
+    if t.debit_account.0 != 0 || t.credit_account.0 != 0 {
+        line.push_str(&format!(
+            " from {} to {}",
+            t.debit_account, t.credit_account
+        ));
+    }
+    if t.ledger.0 != 0 {
+        line.push_str(&format!(" on ledger {}", t.ledger));
+    }
+    line.push_str(&format!(", code {}", t.code));
+    line
+}
+
 fn print_transfer(transfer: &Transfer, json: bool) {
     let scale = transfer.scale;
     let reference = (transfer.reference.0 != 0).then(|| transfer.reference.0.to_string());
@@ -515,14 +549,14 @@ fn print_transfer(transfer: &Transfer, json: bool) {
         return;
     }
     if transfer.outcome.result != TransferResult::Ok {
-        // The ledger keeps only the outcome of a refused transfer (so that a retry of its
-        // id gets the same answer), not what was asked.
+        // A refusal is kept (a retry of its id gets the same answer) with what it asked.
         println!(
-            "transfer {}: refused, {}, at {} (only the outcome of a refused transfer is kept)",
+            "transfer {}: refused, {}, at {}",
             transfer.id,
             transfer.outcome.result.name(),
             transfer.outcome.timestamp.utc()
         );
+        println!("  asked: {}", asked(transfer));
         return;
     }
     println!(
