@@ -406,6 +406,14 @@ pub fn run(
     let mut term = replica.term();
     loop {
         if replica.term() != term {
+            tracing::info!(
+                partition,
+                from = term,
+                to = replica.term(),
+                leader = replica.leader_id(),
+                this_node = replica.node_id(),
+                "term changed: an election took place (leader 0: not yet known)"
+            );
             term = replica.term();
             shared.metrics.election(partition);
         }
