@@ -23,13 +23,16 @@ impl Cluster {
         let mut applied = Vec::new();
         let mut reads = Vec::new();
         loop {
+            let mut early = Vec::new();
             let mut outbox = Vec::new();
             for replica in &mut self.replicas {
+                let mut send_early = |messages: Vec<Message>| early.extend(messages);
                 replica
-                    .handle_ready(&mut outbox, &mut applied, &mut reads)
+                    .handle_ready(&mut send_early, &mut outbox, &mut applied, &mut reads)
                     .expect("ready");
             }
             applied.clear();
+            self.messages.extend(early);
             self.messages.extend(outbox);
             if self.messages.is_empty() {
                 return;

@@ -9,9 +9,11 @@
 //!    fsync once for all of them — group commit: however many client batches arrived since
 //!    the last Ready, one fsync;
 //! 2. persist a changed term or vote;
-//! 3. only then hand out the Ready's messages (its early leader messages and its persisted
-//!    messages alike: sending leader appends in parallel with the local fsync is a later
-//!    optimisation), so no peer ever sees a vote or an ack that is not on disk;
+//! 3. only then hand out the Ready's persisted messages, so no peer ever sees a vote or an
+//!    ack that is not on disk. A leader's messages (raft-rs's early messages: appends and
+//!    heartbeats) go out first, before anything is applied or written, so that followers
+//!    write a batch while the leader applies the previous one and syncs this one (Raft
+//!    thesis 10.2.1); the leader counts itself towards a quorum only after its own fsync;
 //! 4. apply committed entries in order, `advance`, and apply what the LightReady commits;
 //! 5. `advance_apply`.
 //!
@@ -753,10 +755,13 @@ impl Replica {
         self.node.has_ready()
     }
 
-    /// Processes one Ready, if any: persists, then appends the messages to send to `outbox`,
-    /// the applied entries to `applied` and confirmed reads to `reads`.
+    /// Processes one Ready, if any: hands a leader's messages to `send_early` at once (before
+    /// anything is applied or persisted), persists, then appends the messages that had to wait
+    /// for persistence to `outbox`, the applied entries to `applied` and confirmed reads to
+    /// `reads`.
     pub fn handle_ready(
         &mut self,
+        send_early: &mut dyn FnMut(Vec<Message>),
         outbox: &mut Vec<Message>,
         applied: &mut Vec<Applied>,
         reads: &mut Vec<ReadReady>,
@@ -770,7 +775,14 @@ impl Replica {
             ready.snapshot().is_empty(),
             "snapshots are never produced: nothing is compacted"
         );
+        // A leader's messages (appends, heartbeats) may leave before its own write (raft-rs
+        // puts a non-leader's in the persisted messages instead): the followers write the
+        // entries while this replica applies and syncs. The leader still counts itself
+        // towards a quorum only once its own fsync is done (`advance`).
         let early_messages = ready.take_messages();
+        if !early_messages.is_empty() {
+            send_early(early_messages);
+        }
         for read in ready.take_read_states() {
             if read.request_ctx == RECOVERY_CONTEXT {
                 let target = self.recovery_target.get_or_insert(read.index);
@@ -807,7 +819,6 @@ impl Replica {
             let persist = !self.config.bug_skip_vote;
             self.node.mut_store().set_hard_state(&hard_state, persist)?;
         }
-        outbox.extend(early_messages);
         outbox.extend(ready.take_persisted_messages());
         let mut light = self.node.advance(ready);
         if let Some(commit) = light.commit_index() {

@@ -615,7 +615,12 @@ pub fn run(
         // Process the Readies this turn produced, within the turn's budget (each applies a
         // bounded amount, `max_committed_size_per_ready`); the next turn goes on.
         loop {
-            replica.handle_ready(&mut outbox, &mut applied, &mut ready_reads)?;
+            let mut send_early = |messages: Vec<Message>| {
+                for message in messages {
+                    peers.send(partition, message);
+                }
+            };
+            replica.handle_ready(&mut send_early, &mut outbox, &mut applied, &mut ready_reads)?;
             if outbox.is_empty() && applied.is_empty() && ready_reads.is_empty() {
                 break;
             }

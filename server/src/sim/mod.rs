@@ -696,6 +696,7 @@ impl Sim {
                 if !self.nodes[i].is_up() {
                     break;
                 }
+                let mut early = Vec::new();
                 let mut outbox = Vec::new();
                 let mut applied = Vec::new();
                 let mut reads: Vec<ReadReady> = Vec::new();
@@ -704,8 +705,12 @@ impl Sim {
                     let replica = node.replicas[partition as usize]
                         .as_mut()
                         .expect("an up node has every replica");
-                    replica.handle_ready(&mut outbox, &mut applied, &mut reads)
+                    let mut send_early = |messages: Vec<Message>| early.extend(messages);
+                    replica.handle_ready(&mut send_early, &mut outbox, &mut applied, &mut reads)
                 };
+                // A leader's early messages left before its write: they are on the network
+                // even if the write then fails and the node stops.
+                self.send(partition, early);
                 if let Err(error) = result {
                     if self.nodes[i].armed && error.to_string().contains("injected fault") {
                         // The injected fault: the node stops, as a real one would.
