@@ -4,7 +4,7 @@
 //! Counters that the request path must bump ([`Metrics`]: requests and events by operation
 //! and result, elections, storage errors, connections) are atomics, bumped once per request
 //! or per Ready, never per event on a hot loop. Everything else is read when scraped
-//! ([`NodeCollector`]): the per-stage latency histograms of `stages.rs`, each replica's term,
+//! (`NodeCollector`): the per-stage latency histograms of `stages.rs`, each replica's term,
 //! leader and indexes as its worker last published them, inbox depths and bytes held.
 //! `docs/operations.md` lists every metric.
 //!
