@@ -608,6 +608,7 @@ fn decode_transfer_record(r: &mut Reader<'_>, id: TransferId) -> Result<Transfer
         2 => TransferKind::Post,
         3 => TransferKind::Void,
         4 => TransferKind::Refund,
+        6 => TransferKind::Claim,
         other => return Err(format!("bad transfer kind {other}")),
     };
     let hold = match r.u8()? {

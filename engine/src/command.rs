@@ -179,6 +179,10 @@ pub enum Command {
     CreateAccounts(Vec<NewAccount>),
     /// Create transfers.
     CreateTransfers(Vec<NewTransfer>),
+    /// Claim transfer ids on their home partition for transfers applied on other partitions:
+    /// each event's id is recorded with the event's fingerprint, or found recorded with the
+    /// same one (`Ok`), or with another (`ExistsWithDifferentFields`). Nothing else happens.
+    ClaimTransfers(Vec<NewTransfer>),
 }
 
 /// One log entry's payload: the leader's timestamp and the command.
@@ -223,6 +227,7 @@ const TAG_TICK: u8 = 0;
 const TAG_LEDGERS: u8 = 1;
 const TAG_ACCOUNTS: u8 = 2;
 const TAG_TRANSFERS: u8 = 3;
+const TAG_CLAIMS: u8 = 4;
 
 impl EntryPayload {
     /// Appends this payload's encoding to `out`.
@@ -247,8 +252,12 @@ impl EntryPayload {
                     encode_account(account, out);
                 }
             }
-            Command::CreateTransfers(events) => {
-                out.push(TAG_TRANSFERS);
+            Command::CreateTransfers(events) | Command::ClaimTransfers(events) => {
+                out.push(if matches!(self.command, Command::CreateTransfers(_)) {
+                    TAG_TRANSFERS
+                } else {
+                    TAG_CLAIMS
+                });
                 put_count(out, events.len());
                 out.reserve(events.len() * TRANSFER_SIZE_MIN);
                 for transfer in events {
@@ -265,7 +274,7 @@ impl EntryPayload {
             Command::Tick => 0,
             Command::CreateLedgers(events) => events.len(),
             Command::CreateAccounts(events) => events.len(),
-            Command::CreateTransfers(events) => {
+            Command::CreateTransfers(events) | Command::ClaimTransfers(events) => {
                 if let Some(t) = events.iter().find(|t| t.memo.len() > MEMO_SIZE_MAX) {
                     return Err(DecodeError::MemoTooLong(t.memo.len().min(255) as u8));
                 }
@@ -318,13 +327,17 @@ impl EntryPayload {
                 }
                 Command::CreateAccounts(events)
             }
-            TAG_TRANSFERS => {
+            TAG_TRANSFERS | TAG_CLAIMS => {
                 let count = r.count(TRANSFER_SIZE_MIN)?;
                 let mut events = Vec::with_capacity(count);
                 for _ in 0..count {
                     events.push(decode_transfer(&mut r)?);
                 }
-                Command::CreateTransfers(events)
+                if tag == TAG_TRANSFERS {
+                    Command::CreateTransfers(events)
+                } else {
+                    Command::ClaimTransfers(events)
+                }
             }
             other => return Err(DecodeError::Tag(other)),
         };

@@ -128,6 +128,7 @@ impl Model {
         }
         let outcome = match &payload.command {
             Command::Tick => Outcome::Tick,
+            Command::ClaimTransfers(_) => unreachable!("the generator makes no claims"),
             Command::CreateLedgers(ls) => Outcome::Ledgers(
                 ls.iter()
                     .map(|l| {

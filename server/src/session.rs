@@ -10,7 +10,9 @@
 //! Routing: an account belongs to `partition_of(id, P)`; a transfer to its debit account's
 //! partition (its credit account's when the debit is zero; for a post, void or refund that
 //! names neither, the partition that holds its own id, else its original's; with neither
-//! anywhere it is answered not-found here and recorded nowhere). A batch is split by
+//! anywhere it is answered not-found here and recorded nowhere). An event routed elsewhere
+//! than its id's home partition (`partition_of(id, P)`) first claims its id there
+//! (`claim_ids`), so that one id has one outcome in the cluster. A batch is split by
 //! partition, each part proposed as one entry to its partition, and the results reassembled
 //! in the request's order; the events of a partition that did not answer, when others did,
 //! get result 1001 (`timed_out`: indeterminate), never a definite rejection. A transfer,
@@ -544,7 +546,8 @@ async fn create_transfers(
     for &i in answered.keys() {
         partitions[i] = None;
     }
-    let routed = routing::route(&partitions, &linked);
+    let mut routed = routing::route(&partitions, &linked);
+    claim_ids(node, &events, &linked, &mut routed, &mut answered).await?;
     let groups = routing::group(&events, &routed);
     let mut positions = BTreeMap::new();
     let mut commands = Vec::new();
@@ -584,6 +587,74 @@ async fn create_transfers(
         }
     }
     Ok(results)
+}
+
+/// Claims, on each id's home partition (`partition_of(id)`), the ids of the events routed
+/// to another partition, before anything is applied: so that one transfer id has one outcome
+/// in the whole cluster (the same id with accounts on two partitions would otherwise be
+/// applied on both). An event whose claim finds the id taken by other fields is answered
+/// `ExistsWithDifferentFields` here (its chain `LinkedEventFailed`) and not proposed. A home
+/// partition that does not answer fails the whole request (nothing was applied yet, so its
+/// error is the truth, and the client retries the same ids).
+async fn claim_ids(
+    node: &Node,
+    events: &[tally_engine::command::NewTransfer],
+    linked: &[bool],
+    routed: &mut [Option<u32>],
+    answered: &mut BTreeMap<usize, u32>,
+) -> Result<(), Failure> {
+    let count = node.partition_count();
+    if count == 1 {
+        return Ok(());
+    }
+    let mut claims: BTreeMap<u32, Vec<(usize, tally_engine::command::NewTransfer)>> =
+        BTreeMap::new();
+    for (i, (event, partition)) in events.iter().zip(routed.iter()).enumerate() {
+        let home = partition_of(event.id.0, count);
+        if partition.is_some_and(|p| p != home) {
+            claims.entry(home).or_default().push((i, event.clone()));
+        }
+    }
+    if claims.is_empty() {
+        return Ok(());
+    }
+    let mut positions = BTreeMap::new();
+    let mut commands = Vec::new();
+    for (home, members) in claims {
+        positions.insert(home, members.iter().map(|(i, _)| *i).collect::<Vec<_>>());
+        commands.push((
+            home,
+            Command::ClaimTransfers(members.into_iter().map(|(_, e)| e).collect()),
+        ));
+    }
+    let mut refused = BTreeMap::new();
+    for (home, answer) in propose_all(node, commands).await {
+        match answer {
+            Ok(Outcome::Transfers(outcomes)) => {
+                for (&i, outcome) in positions[&home].iter().zip(&outcomes) {
+                    if outcome.result != tally_engine::outcome::TransferResult::Ok {
+                        refused.insert(i, outcome.result.code());
+                    }
+                }
+            }
+            Ok(_) => return Err(Failure::new(ErrorCode::Internal, "unexpected outcome")),
+            Err(failure) => return Err(failure),
+        }
+    }
+    // A refused claim fails its chain, whole, here.
+    for (start, end) in routing::chains(linked) {
+        if (start..=end).any(|i| refused.contains_key(&i)) {
+            for (i, partition) in routed.iter_mut().enumerate().take(end + 1).skip(start) {
+                let code = refused
+                    .get(&i)
+                    .copied()
+                    .unwrap_or(tally_engine::outcome::TransferResult::LinkedEventFailed.code());
+                answered.insert(i, code);
+                *partition = None;
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn lookup_accounts(

@@ -182,13 +182,17 @@ fn answer(partition: &Partition, index: &Index, query: &Query) -> Answer {
                 })
                 .collect(),
         ),
+        // A claim of an id (its transfer lives on another partition) is not a transfer.
         Query::Transfers(ids) => Answer::Transfers(
             ids.iter()
                 .map(|id| {
-                    partition.transfer(*id).map(|t| {
-                        let scale = partition.ledger(t.ledger).map_or(0, |l| l.scale);
-                        (t, scale)
-                    })
+                    partition
+                        .transfer(*id)
+                        .filter(|t| t.kind != tally_engine::partition::TransferKind::Claim)
+                        .map(|t| {
+                            let scale = partition.ledger(t.ledger).map_or(0, |l| l.scale);
+                            (t, scale)
+                        })
                 })
                 .collect(),
         ),

@@ -246,3 +246,98 @@ fn a_post_sent_before_its_hold_has_one_outcome_once_the_hold_exists() {
     assert_eq!(found[0].debit_account, AccountId(a));
     assert_eq!(found[0].amount, 5);
 }
+
+/// One transfer id, one outcome in the whole cluster: the same id sent again with accounts
+/// on another partition is refused (`ExistsWithDifferentFields`), not applied a second time
+/// there, whichever partition is the id's home; a retry of the original keeps its outcome.
+/// (Before ids were claimed on their home partition, the second was applied too.)
+#[test]
+fn an_id_used_on_one_partition_is_refused_on_another() {
+    use tally_client::wire::codes::TransferResult;
+    use tally_client::wire::partition_of;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::single_with(dir.path(), &["--partitions", "2"]);
+    let mut raw = Raw::connect(server.address);
+    create_ledger(&mut raw);
+    let on = |p: u32| (1u128..).filter(move |id| partition_of(*id, 2) == p);
+    let (mut zero, mut one) = (on(0), on(1));
+    let accounts: Vec<u128> = vec![
+        zero.next().expect("id"),
+        zero.next().expect("id"),
+        one.next().expect("id"),
+        one.next().expect("id"),
+    ];
+    let created: CreateAccountsResponse = raw
+        .call(&CreateAccountsRequest::new(
+            &accounts
+                .iter()
+                .map(|&id| plain_account(id))
+                .collect::<Vec<_>>(),
+        ))
+        .expect("accounts");
+    assert_eq!(created.results, vec![0, 0, 0, 0]);
+    let mut send = |transfers: &[NewTransfer]| -> Vec<TransferResult> {
+        let response: CreateTransfersResponse = raw
+            .call(&CreateTransfersRequest::new(transfers))
+            .expect("transfers");
+        response
+            .to_outcomes()
+            .expect("outcomes")
+            .iter()
+            .map(|o| o.result)
+            .collect()
+    };
+    let transfer = |id: u128, from: u128, to: u128| {
+        NewTransfer::plain(
+            TransferId(id),
+            AccountId(from),
+            AccountId(to),
+            Decimal::from(3),
+            LedgerId(1),
+        )
+    };
+    // Ids at home on partition 0 and on partition 1, each used first on either partition.
+    let (pair0, pair1) = ((0, 1), (2, 3));
+    let cases = [
+        (on(0).nth(10).expect("id"), pair0, pair1),
+        (on(0).nth(11).expect("id"), pair1, pair0),
+        (on(1).nth(10).expect("id"), pair0, pair1),
+        (on(1).nth(11).expect("id"), pair1, pair0),
+    ];
+    for (id, first, second) in cases {
+        let original = transfer(id, accounts[first.0], accounts[first.1]);
+        let other = transfer(id, accounts[second.0], accounts[second.1]);
+        assert_eq!(
+            send(std::slice::from_ref(&original)),
+            vec![TransferResult::Ok]
+        );
+        assert_eq!(
+            send(std::slice::from_ref(&other)),
+            vec![TransferResult::ExistsWithDifferentFields],
+            "id {id} (home {}) applied on both partitions",
+            partition_of(id, 2)
+        );
+        assert_eq!(
+            send(std::slice::from_ref(&original)),
+            vec![TransferResult::Ok],
+            "a retry gets the id's outcome"
+        );
+    }
+    // Nothing reached the second pair of accounts but what was meant for them.
+    let looked: LookupAccountsResponse = raw
+        .call(&LookupAccountsRequest::new(
+            &accounts.iter().map(|&id| AccountId(id)).collect::<Vec<_>>(),
+        ))
+        .expect("lookup");
+    let credited: Vec<u128> = looked
+        .to_accounts()
+        .expect("accounts")
+        .iter()
+        .map(|a| a.balances.credits_posted)
+        .collect();
+    assert_eq!(
+        credited,
+        vec![0, 6, 0, 6],
+        "each pair moved two transfers of 3"
+    );
+}

@@ -527,6 +527,15 @@ impl Partition {
                 Partition::create_transfer,
                 Partition::record_failed_transfer,
             )),
+            Command::ClaimTransfers(events) => Outcome::Transfers(
+                events
+                    .iter()
+                    .map(|e| {
+                        let timestamp = self.next_timestamp();
+                        self.claim_transfer(e, timestamp)
+                    })
+                    .collect(),
+            ),
         };
         if self.last_timestamp < now {
             self.last_timestamp = now;

@@ -102,6 +102,12 @@ impl Partition {
         }
         let fingerprint = self.fingerprint(e);
         if let Some(existing) = self.transfer(e.id) {
+            if existing.kind == TransferKind::Claim {
+                // Claimed here, the id's home, for a transfer applied on another partition:
+                // never applied here too, whatever its fields (the same event is always
+                // routed to the partition it was claimed for).
+                return undecided(R::ExistsWithDifferentFields);
+            }
             return if existing.fingerprint == fingerprint {
                 (existing.outcome, Decision::Replayed)
             } else {
@@ -122,6 +128,58 @@ impl Partition {
                 Decision::Decided,
             ),
         }
+    }
+
+    /// Claims `e`'s id on this partition, its home, for a transfer applied on another
+    /// partition (`Command::ClaimTransfers`): `Ok` if the id is new here (a claim record is
+    /// kept) or recorded here with the same fingerprint, `ExistsWithDifferentFields` if with
+    /// another. Every other check is the applying partition's; a zero id is refused,
+    /// unrecorded.
+    pub(super) fn claim_transfer(
+        &mut self,
+        e: &NewTransfer,
+        timestamp: Timestamp,
+    ) -> TransferOutcome {
+        use TransferResult as R;
+        if e.id.0 == 0 {
+            return TransferOutcome::failed(R::IdMustNotBeZero, timestamp);
+        }
+        let fingerprint = self.fingerprint(e);
+        let claimed = TransferOutcome {
+            result: R::Ok,
+            timestamp,
+            debit_balances: Balances::default(),
+            credit_balances: Balances::default(),
+        };
+        if let Some(existing) = self.transfer(e.id) {
+            return if existing.fingerprint == fingerprint {
+                TransferOutcome {
+                    timestamp: existing.outcome.timestamp,
+                    ..claimed
+                }
+            } else {
+                TransferOutcome::failed(R::ExistsWithDifferentFields, timestamp)
+            };
+        }
+        self.insert_transfer(
+            e.id,
+            TransferRecord {
+                id: TransferId(0), // set by insert_transfer
+                fingerprint,
+                kind: TransferKind::Claim,
+                debit_account: e.debit_account,
+                credit_account: e.credit_account,
+                ledger: e.ledger,
+                amount: 0,
+                reference: TransferId(0),
+                timeout_s: e.timeout_s,
+                outcome: claimed,
+                hold: HoldStatus::NotAHold,
+                refunded: 0,
+                details: TransferDetails::of(e),
+            },
+        );
+        claimed
     }
 
     pub(super) fn plain_or_pending(
@@ -287,8 +345,10 @@ impl Partition {
     ) -> Result<TransferOutcome, TransferResult> {
         use TransferResult as R;
         check_sign(e.amount)?;
+        // A claim of the hold's id (it lives on another partition) is not a hold here.
         let hold = self
             .transfer(e.pending_id)
+            .filter(|r| r.kind != TransferKind::Claim)
             .ok_or(R::PendingTransferNotFound)?;
         if hold.kind != TransferKind::Pending || hold.outcome.result != R::Ok {
             return Err(R::PendingTransferNotPending);
@@ -414,7 +474,10 @@ impl Partition {
         if e.amount.is_zero() {
             return Err(R::AmountMustNotBeZero);
         }
-        let original = self.transfer(e.refund_of).ok_or(R::RefundOfNotFound)?;
+        let original = self
+            .transfer(e.refund_of)
+            .filter(|r| r.kind != TransferKind::Claim)
+            .ok_or(R::RefundOfNotFound)?;
         let refundable = matches!(original.kind, TransferKind::Plain | TransferKind::Post);
         if !refundable || original.outcome.result != R::Ok {
             return Err(R::RefundOfNotRefundable);

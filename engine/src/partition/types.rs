@@ -52,6 +52,11 @@ pub enum TransferKind {
     Void = 3,
     /// Refunded (part of) a posted transfer.
     Refund = 4,
+    /// Not a transfer: its id claimed, on the id's home partition, for a transfer applied on
+    /// another partition (`Command::ClaimTransfers`), so that an id has one outcome in the
+    /// whole cluster. Lookups and routing never treat it as a transfer. (6, not 5: the wire's
+    /// kind 5 is a history entry's expired hold.)
+    Claim = 6,
 }
 
 /// The state of a pending hold.
