@@ -13,7 +13,10 @@
 //!   database). The order is not strict within one millisecond.
 //! - [`id_beside`]: a random id that lands in the same partition as a given account, so that
 //!   a player's wallet and inventory can move money between them without a cross-partition
-//!   transfer. `Client::account_id_beside` calls it with the cluster's partition count.
+//!   transfer. `Client::account_id_beside` calls it with the cluster's partition count. A
+//!   *transfer* id drawn beside its debit account is also at home on the partition that
+//!   applies it, which spares the server a claim of the id on another partition (one more
+//!   commit; `docs/architecture.md`, "Routing").
 //!
 //! Each has a `_with` form taking an explicit RNG, so tests can use a seeded one.
 
