@@ -24,7 +24,7 @@ use tokio::time::Instant;
 
 use crate::client::{create_transfers_once, Core};
 use crate::error::ClientError;
-use crate::wire::{NewTransfer, TransferOutcome};
+use crate::wire::{NewTransfer, TransferOutcome, TransferResult};
 
 /// Submissions waiting for the batcher. Callers wait for room when it is full, which is the
 /// client's backpressure on single-transfer calls.
@@ -96,7 +96,16 @@ async fn send_batch(core: Arc<Core>, batch: Vec<Submission>, written: oneshot::S
         Ok(outcomes) => {
             assert_eq!(outcomes.len(), replies.len(), "checked on decoding");
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                let _ = reply.send(Ok(outcome));
+                // Still indeterminate after the client's resends: not an outcome.
+                let answer = if outcome.result == TransferResult::TimedOut {
+                    Err(ClientError::Indeterminate {
+                        attempts: core.options.retries_max,
+                        last: "its partition did not answer (result timed_out)".into(),
+                    })
+                } else {
+                    Ok(outcome)
+                };
+                let _ = reply.send(answer);
             }
         }
         Err(error) => {

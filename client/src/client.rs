@@ -34,6 +34,13 @@
 //! applied, else [`ClientError::Rejected`] with the last refusal, else
 //! [`ClientError::Connect`]: indeterminate is never reported while a definite answer exists.
 //!
+//! Per event: in a request over several partitions, the events of a partition that did not
+//! answer come back with result `TimedOut` (1001, indeterminate) while the others are
+//! definite. The client resends just those events (whole chains), with the same ids, until
+//! they are definite or `retry_deadline` has passed; [`Client::create_transfers`] returns any
+//! still `TimedOut` as such, and [`Client::create_transfer`] reports one as
+//! [`ClientError::Indeterminate`]: never as an outcome.
+//!
 //! Batches: [`Client::create_transfers`] sends its whole vector as one request, split only
 //! when it exceeds [`BATCH_EVENTS_MAX`], and then only between linked chains; the pieces go
 //! one after another, each after the previous one's answer, so their order holds.
@@ -67,7 +74,7 @@ use crate::wire::{
     Account, AccountFlags, AccountId, AccountResult, BalancePoint, ClusterInfo, ErrorCode, Flows,
     FlowsQuery, Frame, HistoryPage, HistoryQuery, LedgerResult, NewAccount, NewLedger, NewTransfer,
     Operation, SeriesQuery, ServerError, Transfer, TransferFlags, TransferId, TransferOutcome,
-    BATCH_EVENTS_MAX, HISTORY_ENTRIES_MAX, MEMO_SIZE_MAX, SERIES_POINTS_MAX,
+    TransferResult, BATCH_EVENTS_MAX, HISTORY_ENTRIES_MAX, MEMO_SIZE_MAX, SERIES_POINTS_MAX,
 };
 
 /// Longest pause between two attempts, however many attempts have failed (short: during a
@@ -498,6 +505,59 @@ impl Client {
 /// retry policy. `written` fires when the first attempt's frame is on the socket (the batcher
 /// waits for it).
 pub(crate) async fn create_transfers_once(
+    core: &Core,
+    transfers: &[NewTransfer],
+    written: Option<oneshot::Sender<()>>,
+) -> Result<Vec<TransferOutcome>, ClientError> {
+    let mut outcomes = send_transfers(core, transfers, written).await?;
+    // Events of a partition that did not answer, in a request other partitions answered,
+    // come back `TimedOut` (indeterminate). Resend them, whole chains at a time, with their
+    // ids (a retry answers the original outcome), until they are definite or the retry
+    // deadline has passed; what is left stays `TimedOut`.
+    let give_up = tokio::time::Instant::now() + core.options.retry_deadline;
+    let mut attempt = 1;
+    loop {
+        let pending = indeterminate_chains(transfers, &outcomes);
+        let pause = backoff(core.options.retry_backoff, attempt);
+        if pending.is_empty() || tokio::time::Instant::now() + pause >= give_up {
+            return Ok(outcomes);
+        }
+        attempt += 1;
+        tokio::time::sleep(pause).await;
+        let resend: Vec<NewTransfer> = pending.iter().map(|&i| transfers[i].clone()).collect();
+        match send_transfers(core, &resend, None).await {
+            Ok(again) => {
+                for (&i, outcome) in pending.iter().zip(again) {
+                    outcomes[i] = outcome;
+                }
+            }
+            // The resend itself found no definite answer: they stay indeterminate.
+            Err(_) => return Ok(outcomes),
+        }
+    }
+}
+
+/// The positions of the events answered `TimedOut`, with every other event of their linked
+/// chains (a chain is resent whole), in order.
+fn indeterminate_chains(transfers: &[NewTransfer], outcomes: &[TransferOutcome]) -> Vec<usize> {
+    let mut pending = Vec::new();
+    let mut start = 0;
+    for end in 0..transfers.len() {
+        if transfers[end].flags.has(TransferFlags::LINKED) && end + 1 < transfers.len() {
+            continue;
+        }
+        if outcomes[start..=end]
+            .iter()
+            .any(|o| o.result == TransferResult::TimedOut)
+        {
+            pending.extend(start..=end);
+        }
+        start = end + 1;
+    }
+    pending
+}
+
+async fn send_transfers(
     core: &Core,
     transfers: &[NewTransfer],
     written: Option<oneshot::Sender<()>>,

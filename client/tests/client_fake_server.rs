@@ -44,6 +44,8 @@ enum Action {
     Delay(Duration),
     WrongCount,
     Error(ErrorCode),
+    /// Answer, but with result `TimedOut` (a partition that did not answer) for these ids.
+    TimedOutFor(Vec<u128>),
 }
 
 struct Recorded {
@@ -215,6 +217,20 @@ impl FakeNode {
             }
             Action::WrongCount => {
                 let _ = tx.send(answer(&frame, &transfers, 1));
+            }
+            Action::TimedOutFor(ids) => {
+                let outcomes: Vec<TransferOutcome> = transfers
+                    .iter()
+                    .map(|t| TransferOutcome {
+                        result: if ids.contains(&t.id.0) {
+                            TransferResult::TimedOut
+                        } else {
+                            TransferResult::Ok
+                        },
+                        ..ok_outcome(t)
+                    })
+                    .collect();
+                let _ = tx.send(encode(id, &CreateTransfersResponse::new(&outcomes)));
             }
             Action::Delay(delay) => {
                 let response = answer(&frame, &transfers, 0);
@@ -755,4 +771,47 @@ async fn invalid_input_never_reaches_the_wire() {
         Client::connect(std::slice::from_ref(&node.address), options).await,
         Err(ClientError::Invalid(_))
     ));
+}
+
+/// Events answered `TimedOut` (their partition did not answer) are indeterminate, not
+/// outcomes: the client resends just them, whole chains, with the same ids, and returns what
+/// the resend answers; one still `TimedOut` at the deadline is `Indeterminate` for a single
+/// transfer. (Before, `TimedOut` reached the caller as if it were the transfer's outcome.)
+#[tokio::test]
+async fn events_answered_timed_out_are_resent_not_reported() {
+    let node = FakeNode::start(Action::Answer).await;
+    node.script([Action::TimedOutFor(vec![62, 64])]);
+    let client = connect(&[&node], fast_options()).await;
+    let mut chain = vec![transfer(63), transfer(64)];
+    chain[0].flags = TransferFlags(TransferFlags::LINKED);
+    let mut transfers = vec![transfer(61), transfer(62)];
+    transfers.extend(chain);
+    transfers.push(transfer(65));
+    let outcomes = client.create_transfers(transfers).await.expect("answered");
+    assert!(
+        outcomes.iter().all(|o| o.result == TransferResult::Ok),
+        "{outcomes:?}"
+    );
+    assert_eq!(outcomes[1].timestamp, Timestamp(62), "its own outcome");
+    let frames: Vec<Vec<u128>> = node.transfer_frames().iter().map(|f| ids_of(f)).collect();
+    assert_eq!(frames, [vec![61, 62, 63, 64, 65], vec![62, 63, 64]]);
+
+    let never = FakeNode::start(Action::TimedOutFor(vec![71])).await;
+    let options = ClientOptions {
+        retry_deadline: Duration::from_millis(200),
+        ..fast_options()
+    };
+    let client = connect(&[&never], options).await;
+    let error = client
+        .create_transfer(transfer(71))
+        .await
+        .expect_err("never definite");
+    assert!(
+        matches!(error, ClientError::Indeterminate { .. }),
+        "{error:?}"
+    );
+    assert!(
+        never.transfer_frames().len() >= 2,
+        "resent before giving up"
+    );
 }
