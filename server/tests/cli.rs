@@ -366,6 +366,34 @@ fn bench_starts_its_own_node() {
 }
 
 #[test]
+fn bench_starts_a_node_of_several_partitions() {
+    let output = tally(&[&BENCH[..], &["--partitions", "3"]].concat());
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let report = last_json_line(&stdout(&output));
+    check_bench_report(&report);
+    assert_eq!(report["partitions"], 3, "{report}");
+    // A running cluster keeps the partitions it was formed with.
+    let output = tally(
+        &[
+            &BENCH[..],
+            &["--partitions", "3", "--address", "127.0.0.1:1"],
+        ]
+        .concat(),
+    );
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("--partitions sets up the temporary node"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
 fn bench_open_loop_holds_the_rate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::single(dir.path());

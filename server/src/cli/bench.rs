@@ -219,6 +219,10 @@ pub struct BenchArgs {
     /// The ledger to create and use (scale 0).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
     pub ledger: u32,
+    /// Partitions of the temporary node (without --address only: a running cluster's
+    /// partitions are fixed, and the bench uses them all) [default: 1].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub partitions: Option<u32>,
     /// End with one JSON object on the last line of stdout (and print nothing else there).
     #[arg(long)]
     pub json: bool,
@@ -258,9 +262,15 @@ pub fn run(mut args: BenchArgs) -> Result<(), String> {
             args.accounts
         ));
     }
+    if args.partitions.is_some() && !args.address.is_empty() {
+        return Err(
+            "--partitions sets up the temporary node; a running cluster has the partitions it              was formed with, and the bench spreads its accounts over all of them"
+                .into(),
+        );
+    }
     let runtime = super::runtime()?;
     let node = if args.address.is_empty() {
-        Some(LocalNode::start()?)
+        Some(LocalNode::start(args.partitions.unwrap_or(1))?)
     } else {
         None
     };

@@ -16,7 +16,8 @@ pub(super) struct LocalNode {
 }
 
 impl LocalNode {
-    pub(super) fn start() -> Result<LocalNode, String> {
+    /// Starts one with `partitions` partitions.
+    pub(super) fn start(partitions: u32) -> Result<LocalNode, String> {
         let exe = std::env::current_exe()
             .map_err(|e| format!("cannot find the tally executable: {e}"))?;
         let data = tempfile::tempdir().map_err(|e| format!("cannot make a temp dir: {e}"))?;
@@ -29,6 +30,8 @@ impl LocalNode {
             .arg("127.0.0.1:0")
             .arg("--data")
             .arg(data.path().join("node"))
+            .arg("--partitions")
+            .arg(partitions.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))
