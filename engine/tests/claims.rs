@@ -12,22 +12,13 @@ use tally_engine::partition::{Partition, TransferKind};
 use tally_engine::types::{AccountId, LedgerId, LogIndex, PartitionId, Timestamp, TransferId};
 
 fn transfer(id: u128, from: u128, to: u128, amount: i64) -> NewTransfer {
-    NewTransfer {
-        id: TransferId(id),
-        debit_account: AccountId(from),
-        credit_account: AccountId(to),
-        amount: Decimal::from(amount),
-        ledger: LedgerId(1),
-        code: 1,
-        flags: TransferFlags(0),
-        pending_id: TransferId(0),
-        refund_of: TransferId(0),
-        timeout_s: 0,
-        user_data_128: 0,
-        user_data_64: 0,
-        user_data_32: 0,
-        memo: Vec::new(),
-    }
+    NewTransfer::plain(
+        TransferId(id),
+        AccountId(from),
+        AccountId(to),
+        Decimal::from(amount),
+        LedgerId(1),
+    )
 }
 
 /// Applies `command` as the next entry and returns its transfer results.

@@ -186,13 +186,10 @@ fn answer(partition: &Partition, index: &Index, query: &Query) -> Answer {
         Query::Transfers(ids) => Answer::Transfers(
             ids.iter()
                 .map(|id| {
-                    partition
-                        .transfer(*id)
-                        .filter(|t| t.kind != tally_engine::partition::TransferKind::Claim)
-                        .map(|t| {
-                            let scale = partition.ledger(t.ledger).map_or(0, |l| l.scale);
-                            (t, scale)
-                        })
+                    partition.decided_transfer(*id).map(|t| {
+                        let scale = partition.ledger(t.ledger).map_or(0, |l| l.scale);
+                        (t, scale)
+                    })
                 })
                 .collect(),
         ),

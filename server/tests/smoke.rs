@@ -207,17 +207,7 @@ fn a_post_sent_before_its_hold_has_one_outcome_once_the_hold_exists() {
     );
     post.flags = TransferFlags(TransferFlags::POST_PENDING);
     post.pending_id = TransferId(110);
-    let mut send = |transfers: &[NewTransfer]| -> Vec<TransferResult> {
-        let response: CreateTransfersResponse = raw
-            .call(&CreateTransfersRequest::new(transfers))
-            .expect("transfers");
-        response
-            .to_outcomes()
-            .expect("outcomes")
-            .iter()
-            .map(|o| o.result)
-            .collect()
-    };
+    let mut send = |transfers: &[NewTransfer]| send_transfers(&mut raw, transfers);
     assert_eq!(
         send(std::slice::from_ref(&post)),
         vec![TransferResult::PendingTransferNotFound]
@@ -276,17 +266,7 @@ fn an_id_used_on_one_partition_is_refused_on_another() {
         ))
         .expect("accounts");
     assert_eq!(created.results, vec![0, 0, 0, 0]);
-    let mut send = |transfers: &[NewTransfer]| -> Vec<TransferResult> {
-        let response: CreateTransfersResponse = raw
-            .call(&CreateTransfersRequest::new(transfers))
-            .expect("transfers");
-        response
-            .to_outcomes()
-            .expect("outcomes")
-            .iter()
-            .map(|o| o.result)
-            .collect()
-    };
+    let mut send = |transfers: &[NewTransfer]| send_transfers(&mut raw, transfers);
     let transfer = |id: u128, from: u128, to: u128| {
         NewTransfer::plain(
             TransferId(id),
@@ -340,4 +320,20 @@ fn an_id_used_on_one_partition_is_refused_on_another() {
         vec![0, 6, 0, 6],
         "each pair moved two transfers of 3"
     );
+}
+
+/// Sends `transfers` as one request over `raw` and returns each event's result.
+fn send_transfers(
+    raw: &mut Raw,
+    transfers: &[NewTransfer],
+) -> Vec<tally_client::wire::codes::TransferResult> {
+    let response: CreateTransfersResponse = raw
+        .call(&CreateTransfersRequest::new(transfers))
+        .expect("transfers");
+    response
+        .to_outcomes()
+        .expect("outcomes")
+        .iter()
+        .map(|o| o.result)
+        .collect()
 }

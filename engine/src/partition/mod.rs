@@ -427,6 +427,13 @@ impl Partition {
         }
     }
 
+    /// A decided transfer: [`Partition::transfer`] without claims (an id claimed here for a
+    /// transfer applied on another partition is no transfer of this one). What lookups,
+    /// holds and refunds see.
+    pub fn decided_transfer(&self, id: TransferId) -> Option<TransferRecord> {
+        self.transfer(id).filter(|r| r.kind != TransferKind::Claim)
+    }
+
     /// A record on disk, with its refunds since it was spilled.
     fn spilled_transfer(&self, id: TransferId) -> Option<TransferRecord> {
         let runs = self.runs.as_ref()?;

@@ -347,8 +347,7 @@ impl Partition {
         check_sign(e.amount)?;
         // A claim of the hold's id (it lives on another partition) is not a hold here.
         let hold = self
-            .transfer(e.pending_id)
-            .filter(|r| r.kind != TransferKind::Claim)
+            .decided_transfer(e.pending_id)
             .ok_or(R::PendingTransferNotFound)?;
         if hold.kind != TransferKind::Pending || hold.outcome.result != R::Ok {
             return Err(R::PendingTransferNotPending);
@@ -475,8 +474,7 @@ impl Partition {
             return Err(R::AmountMustNotBeZero);
         }
         let original = self
-            .transfer(e.refund_of)
-            .filter(|r| r.kind != TransferKind::Claim)
+            .decided_transfer(e.refund_of)
             .ok_or(R::RefundOfNotFound)?;
         let refundable = matches!(original.kind, TransferKind::Plain | TransferKind::Post);
         if !refundable || original.outcome.result != R::Ok {
