@@ -30,10 +30,10 @@
 //! than failing, so an older client keeps working against a newer server.
 //!
 //! Deliberate omissions: no compression, no encryption or authentication (run behind TLS or a
-//! private network for now), no `subscribe` stream yet (operation 11 is reserved for it), and
-//! the query operations (history, flows, series) take one account each rather than a batch,
+//! private network for now), and the query operations (history, flows, series) take one account each rather than a batch,
 //! because batching them would make a response's size unbounded.
 
+pub mod changes;
 pub mod codes;
 pub mod frame;
 pub mod messages;
@@ -41,12 +41,14 @@ pub mod types;
 
 mod scan;
 
+pub use changes::{Change, ChangeBody, Position, StreamFilter, StreamFrom, TransferChange};
 pub use codes::{
-    AccountResult, Direction, ErrorCode, HoldStatus, LedgerResult, TransferKind, TransferResult,
+    AccountResult, ChangeKind, Direction, ErrorCode, HoldStatus, LedgerResult, StreamEnd,
+    TransferKind, TransferResult,
 };
 pub use frame::{
-    decode_body_bytes, decode_frame, encode_body, encode_frame, Body, Frame, FrameDecoder,
-    FrameError, FrameHeader, Operation, RepeatedLimit,
+    decode_body_bytes, decode_frame, encode_body, encode_frame, encode_raw_frame, Body, Frame,
+    FrameDecoder, FrameError, FrameHeader, Operation, RepeatedLimit,
 };
 pub use types::{
     partition_of, Account, AccountFlags, AccountId, BalancePoint, Balances, ClusterInfo, Flows,

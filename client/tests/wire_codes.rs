@@ -106,6 +106,15 @@ const HOLD: &[(&str, u32)] = &[
     ("Expired", 4),
 ];
 
+const CHANGE: &[(&str, u32)] = &[
+    ("Ledger", 1),
+    ("Account", 2),
+    ("Transfer", 3),
+    ("HoldExpired", 4),
+];
+
+const STREAM_END: &[(&str, u32)] = &[("TooSlow", 1), ("Unreadable", 2)];
+
 const OPERATIONS: &[(&str, u16)] = &[
     ("Hello", 1),
     ("HelloResponse", 0x8001),
@@ -127,6 +136,8 @@ const OPERATIONS: &[(&str, u16)] = &[
     ("AccountFlowsResponse", 0x8009),
     ("BalanceSeries", 10),
     ("BalanceSeriesResponse", 0x800a),
+    ("Subscribe", 11),
+    ("SubscribeResponse", 0x800b),
     ("Error", 0xffff),
 ];
 
@@ -181,6 +192,8 @@ fn other_codes_are_pinned() {
     pin!(ErrorCode, ERROR);
     pin!(TransferKind, KIND);
     pin!(HoldStatus, HOLD);
+    pin!(ChangeKind, CHANGE);
+    pin!(StreamEnd, STREAM_END);
     assert_eq!(Direction::Forward.code(), 0);
     assert_eq!(Direction::Backward.code(), 1);
     assert_eq!(Operation::ALL.len(), OPERATIONS.len());

@@ -153,7 +153,7 @@ fn wrong_version_magic_flags_and_operation_are_rejected() {
         );
     }
 
-    for op in [0u16, 11, 0x7fff, 0x8000, 0x800b, 0xfffe] {
+    for op in [0u16, 12, 0x7fff, 0x8000, 0x800c, 0xfffe] {
         let mut buf = header(PROTOCOL_VERSION, op, 0, 0);
         assert_eq!(
             FrameDecoder::new().decode(&mut buf),

@@ -601,5 +601,101 @@ fn operations_pair_requests_with_responses() {
         }
     }
     assert_eq!(Operation::from_u16(0), None);
-    assert_eq!(Operation::from_u16(11), None);
+    assert_eq!(Operation::from_u16(12), None);
+}
+
+#[test]
+fn subscriptions_round_trip_and_refuse_what_they_cannot_mean() {
+    let position = Position {
+        partition: PartitionId(1),
+        index: 42,
+        event: 3,
+    };
+    let filter = StreamFilter {
+        ledgers: vec![LedgerId(7)],
+        accounts: vec![AccountId(u128::MAX)],
+        codes: vec![65535],
+    };
+    for from in [
+        StreamFrom::Start,
+        StreamFrom::Now,
+        StreamFrom::Time(Timestamp(123)),
+        StreamFrom::After(vec![position]),
+    ] {
+        let request = SubscribeRequest::new(&from, &filter);
+        let bytes = prost::Message::encode_to_vec(&request);
+        let decoded: SubscribeRequest = prost::Message::decode(bytes.as_slice()).unwrap();
+        assert_eq!(decoded.to_from().unwrap(), from);
+        assert_eq!(decoded.to_filter().unwrap(), filter);
+    }
+    let twice = SubscribeRequest::new(&StreamFrom::After(vec![position, position]), &filter);
+    assert!(twice.to_from().is_err(), "two positions of one partition");
+    let unknown = SubscribeRequest {
+        from: 9,
+        ..SubscribeRequest::default()
+    };
+    assert!(unknown.to_from().is_err());
+    let wide = SubscribeRequest {
+        codes: vec![65536],
+        ..SubscribeRequest::default()
+    };
+    assert!(wide.to_filter().is_err(), "a code must fit in u16");
+    assert_eq!("1:42.3".parse::<Position>(), Ok(position));
+    assert_eq!(position.to_string(), "1:42.3");
+    assert!("1:42".parse::<Position>().is_err());
+
+    // A change of each kind; one that lacks its part, or of an unknown kind, is refused.
+    let ledger = WireChange {
+        kind: ChangeKind::Ledger.code(),
+        ledger: Some(WireNewLedger {
+            id: 7,
+            scale: 2,
+            code: 1,
+        }),
+        partition: 1,
+        index: 42,
+        event: 3,
+        timestamp: 99,
+        ..WireChange::default()
+    };
+    let expired = WireChange {
+        kind: ChangeKind::HoldExpired.code(),
+        transfer_kind: TransferKind::Expired.code(),
+        transfer_id: u128_to_bytes(5),
+        amount: u128_to_bytes(250),
+        debit_account: u128_to_bytes(1),
+        credit_account: u128_to_bytes(2),
+        ..WireChange::default()
+    };
+    let response = SubscribeResponse {
+        changes: vec![ledger.clone(), expired],
+        positions: vec![WirePosition::from(&position)],
+        caught_up: true,
+        end: None,
+    };
+    let frame = response.to_frame().unwrap();
+    assert_eq!(frame.changes[0].position, position);
+    assert_eq!(frame.changes[0].kind(), ChangeKind::Ledger);
+    assert_eq!(frame.changes[1].kind(), ChangeKind::HoldExpired);
+    assert_eq!(frame.positions, vec![position]);
+    let ChangeBody::Transfer(t) = &frame.changes[1].body else {
+        panic!("an expiry is a transfer change")
+    };
+    assert_eq!((t.id, t.amount, t.asked.is_none()), (TransferId(5), 250, true));
+    for broken in [
+        WireChange {
+            ledger: None,
+            ..ledger.clone()
+        },
+        WireChange {
+            kind: 9,
+            ..ledger.clone()
+        },
+        WireChange {
+            kind: ChangeKind::Transfer.code(),
+            ..WireChange::default()
+        },
+    ] {
+        assert!(Change::try_from(&broken).is_err(), "{broken:?}");
+    }
 }

@@ -120,6 +120,10 @@ pub struct NodeConfig {
     /// Largest log segment file, in bytes (4 KiB to 1 GiB); the next record goes to a new one.
     #[serde(default = "default_segment_size_max")]
     pub segment_size_max: u64,
+    /// Bytes of changes that may commit while a change stream's consumer leaves its queue
+    /// full; past it the stream ends `TooSlow` (the consumer resumes from disk).
+    #[serde(default = "default_stream_behind_bytes_max")]
+    pub stream_behind_bytes_max: u64,
     /// Where to serve `/metrics` (Prometheus), `/healthz` and `/readyz` over HTTP; none when
     /// unset.
     #[serde(default)]
@@ -204,6 +208,9 @@ fn default_transfers_memory_max() -> usize {
 fn default_segment_size_max() -> u64 {
     tally_engine::segment::SEGMENT_SIZE_MAX_DEFAULT
 }
+fn default_stream_behind_bytes_max() -> u64 {
+    crate::changes::stream::BEHIND_BYTES_MAX
+}
 
 impl NodeConfig {
     /// The embedded default: one node on 127.0.0.1:3000 with its data in `./tally-data`.
@@ -223,6 +230,7 @@ impl NodeConfig {
             connections_max: default_connections_max(),
             transfers_memory_max: default_transfers_memory_max(),
             segment_size_max: default_segment_size_max(),
+            stream_behind_bytes_max: default_stream_behind_bytes_max(),
             metrics_address: None,
             unsafe_bugs: Vec::new(),
         }
@@ -340,6 +348,12 @@ impl NodeConfig {
                     segments.end(),
                     self.segment_size_max
                 ),
+            ));
+        }
+        if self.stream_behind_bytes_max == 0 {
+            return Err(invalid(
+                "stream_behind_bytes_max",
+                "at least 1 byte".to_string(),
             ));
         }
         if self.transfers_memory_max > TRANSFERS_MEMORY_MAX_LIMIT {

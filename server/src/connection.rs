@@ -212,6 +212,57 @@ pub async fn accept(listener: TcpListener, node: Arc<Node>) {
     }
 }
 
+/// Starts serving a `Subscribe` request on its connection (`changes::stream`); it holds an
+/// in-flight slot until it ends. A node that is not up, or positions of partitions the
+/// cluster does not have, are answered with an error instead.
+fn subscribe(
+    node: &Arc<Node>,
+    state: &Arc<ConnectionState>,
+    request_id: u64,
+    (from, filter): (
+        tally_client::wire::StreamFrom,
+        tally_client::wire::StreamFilter,
+    ),
+    io: crate::changes::stream::StreamIo,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let refuse = |code: ErrorCode, message: String| {
+        node.metrics.request("subscribe", code.name());
+        let mut out = BytesMut::new();
+        Failure::new(code, message).encode(request_id, &mut out);
+        (io.send)(out);
+    };
+    if !node.ready.load(Ordering::Relaxed) {
+        return refuse(
+            ErrorCode::Unavailable,
+            "this node is starting or recovering its data: subscribe here later or on another \
+             node"
+                .to_string(),
+        );
+    }
+    let partitions = node.changes.len() as u32;
+    if let tally_client::wire::StreamFrom::After(positions) = &from {
+        if let Some(p) = positions.iter().find(|p| p.partition.0 >= partitions) {
+            return refuse(
+                ErrorCode::Malformed,
+                format!(
+                    "position {p} names partition {}, but the cluster has {partitions}",
+                    p.partition.0
+                ),
+            );
+        }
+    }
+    node.metrics.request("subscribe", "Ok");
+    let feeds = node.changes.to_vec();
+    let state = state.clone();
+    state.in_flight.fetch_add(1, Ordering::Relaxed);
+    tokio::spawn(async move {
+        crate::changes::stream::serve(feeds, request_id, from, filter, io).await;
+        state.in_flight.fetch_sub(1, Ordering::Relaxed);
+        drop(permit);
+    });
+}
+
 /// Serves one client connection until it closes, breaks the protocol or times out.
 async fn serve(stream: TcpStream, node: Arc<Node>) {
     let _ = stream.set_nodelay(true);
@@ -286,6 +337,20 @@ async fn serve(stream: TcpStream, node: Arc<Node>) {
                     let Ok(permit) = in_flight.clone().acquire_owned().await else {
                         break 'connection;
                     };
+                    if let session::Request::Subscribe(from, filter) = request {
+                        let io = crate::changes::stream::StreamIo {
+                            send: Box::new(send.clone()),
+                            queued: queued.clone(),
+                            drained: drained.clone(),
+                            closed: {
+                                let state = state.clone();
+                                Box::new(move || state.close.load(Ordering::Relaxed))
+                            },
+                            behind_bytes_max: node.config.stream_behind_bytes_max,
+                        };
+                        subscribe(&node, &state, frame.request_id, (from, filter), io, permit);
+                        continue;
+                    }
                     let node = node.clone();
                     let send = send.clone();
                     let state = state.clone();
@@ -351,6 +416,12 @@ async fn serve(stream: TcpStream, node: Arc<Node>) {
                 Ok(_) => {}
             },
             _ = tokio::time::sleep(wait) => {
+                if !first_frame && frame_started.is_none()
+                    && state.in_flight.load(Ordering::Relaxed) > 0
+                {
+                    // Silent, but a stream (or a long request) is under way.
+                    continue 'connection;
+                }
                 if !first_frame && frame_started.is_none() {
                     tracing::debug!("idle client connection closed");
                 } else {
@@ -373,6 +444,8 @@ async fn serve(stream: TcpStream, node: Arc<Node>) {
     }
     node.connections.give_large(large_held);
     node.connections.remove(id);
+    // Streams end when they see the connection closing.
+    state.close.store(true, Ordering::Relaxed);
     drop(send);
     // Requests still running hold senders; the writer ends when they are done (or at once,
     // if it gave up on the client).

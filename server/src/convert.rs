@@ -63,6 +63,49 @@ pub fn transfer(t: &wt::NewTransfer) -> ec::NewTransfer {
     }
 }
 
+/// A ledger as asked, back to the wire (for change streams).
+pub fn ledger_out(l: &ec::NewLedger) -> wt::NewLedger {
+    wt::NewLedger {
+        id: wt::LedgerId(l.id.0),
+        scale: l.scale,
+        code: l.code,
+    }
+}
+
+/// An account as asked, back to the wire (for change streams).
+pub fn new_account_out(a: &ec::NewAccount) -> wt::NewAccount {
+    wt::NewAccount {
+        id: wt::AccountId(a.id.0),
+        ledger: wt::LedgerId(a.ledger.0),
+        code: a.code,
+        flags: wt::AccountFlags(a.flags.0),
+        limit: a.limit,
+        user_data_128: a.user_data_128,
+        user_data_64: a.user_data_64,
+        user_data_32: a.user_data_32,
+    }
+}
+
+/// A transfer as asked, back to the wire (for change streams).
+pub fn new_transfer_out(t: &ec::NewTransfer) -> wt::NewTransfer {
+    wt::NewTransfer {
+        id: wt::TransferId(t.id.0),
+        debit_account: wt::AccountId(t.debit_account.0),
+        credit_account: wt::AccountId(t.credit_account.0),
+        amount: t.amount,
+        ledger: wt::LedgerId(t.ledger.0),
+        code: t.code,
+        flags: wt::TransferFlags(t.flags.0),
+        pending_id: wt::TransferId(t.pending_id.0),
+        refund_of: wt::TransferId(t.refund_of.0),
+        timeout_s: t.timeout_s,
+        user_data_128: t.user_data_128,
+        user_data_64: t.user_data_64,
+        user_data_32: t.user_data_32,
+        memo: t.memo.clone(),
+    }
+}
+
 /// Balances to the wire.
 pub fn balances(b: &eo::Balances) -> wt::Balances {
     wt::Balances {

@@ -13,6 +13,7 @@
 //! - [`sim`]: a deterministic cluster simulator (one thread, simulated network, disk faults
 //!   and time) that checks Raft's and the ledger's invariants after every step.
 
+pub mod changes;
 pub mod clock;
 pub mod config;
 pub mod connection;

@@ -96,6 +96,11 @@ struct StartArgs {
     /// Largest log segment file in bytes (4096 to 1073741824; default 64 MiB).
     #[arg(long)]
     segment_size_max: Option<u64>,
+    /// Bytes of changes that may commit while a change stream's consumer reads nothing;
+    /// past it the stream ends `TooSlow` and the consumer resumes from disk
+    /// [default: 67108864].
+    #[arg(long)]
+    stream_behind_bytes_max: Option<u64>,
     /// Serve Prometheus metrics at http://ADDR/metrics, with /healthz and /readyz beside
     /// them (docs/operations.md, "Metrics") [default: none].
     #[arg(long)]
@@ -173,6 +178,7 @@ fn node_config(args: StartArgs) -> Result<NodeConfig, String> {
         connections_max,
         transfers_memory_max,
         segment_size_max,
+        stream_behind_bytes_max,
         metrics_address,
         unsafe_bug,
         log_format: _,
@@ -225,6 +231,9 @@ fn node_config(args: StartArgs) -> Result<NodeConfig, String> {
     }
     if let Some(max) = segment_size_max {
         config.segment_size_max = max;
+    }
+    if let Some(max) = stream_behind_bytes_max {
+        config.stream_behind_bytes_max = max;
     }
     if let Some(address) = metrics_address {
         config.metrics_address = Some(address);

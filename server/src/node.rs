@@ -252,7 +252,19 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
         metrics: Arc::new(crate::metrics::Metrics::new(config.partitions)),
     };
     let ready = Arc::new(AtomicBool::new(false));
+    let moved = Arc::new(tokio::sync::Notify::new());
+    let changes: Arc<Vec<_>> = Arc::new(
+        (0..config.partitions)
+            .map(|p| {
+                Arc::new(crate::changes::ChangeFeed::new(
+                    &config.partition_dir(p).join("changes"),
+                    moved.clone(),
+                ))
+            })
+            .collect(),
+    );
     let node = Arc::new(Node {
+        changes: changes.clone(),
         partitions: partitions.clone(),
         leaders: shared.leaders.clone(),
         config: config.clone(),
@@ -278,6 +290,7 @@ pub async fn start(config: NodeConfig) -> Result<NodeHandle, String> {
         workers: workers.clone(),
         fail: fail.clone(),
         ready,
+        changes,
     };
     if config.is_cluster() && bring_up.needs_peers() {
         // Forming, rejoining or recovering state needs the peers' answers: in the background,
@@ -323,6 +336,7 @@ struct BringUp {
     workers: Arc<Mutex<Vec<JoinHandle<()>>>>,
     fail: Arc<watch::Sender<Option<String>>>,
     ready: Arc<AtomicBool>,
+    changes: Arc<Vec<Arc<crate::changes::ChangeFeed>>>,
 }
 
 impl BringUp {
@@ -433,8 +447,9 @@ impl BringUp {
         }
         let mut replicas = Vec::new();
         for partition in 0..config.partitions {
-            let mut replica =
-                tokio::task::block_in_place(|| open_replica(config, partition, fresh))?;
+            let mut replica = tokio::task::block_in_place(|| {
+                open_replica(config, partition, fresh, &self.changes[partition as usize])
+            })?;
             replica.set_stages(self.shared.stages.clone());
             replicas.push(replica);
         }
@@ -481,9 +496,15 @@ impl BringUp {
     }
 }
 
-fn open_replica(config: &NodeConfig, partition: u32, fresh: bool) -> Result<Replica, String> {
+fn open_replica(
+    config: &NodeConfig,
+    partition: u32,
+    fresh: bool,
+    changes: &Arc<crate::changes::ChangeFeed>,
+) -> Result<Replica, String> {
     let mut replica_config =
         ReplicaConfig::new(config.node_id, PartitionId(partition), config.voters());
+    replica_config.change_feed = Some(changes.clone());
     replica_config.election_tick = config.election_ticks;
     replica_config.election_tick_spread = config.election_ticks;
     replica_config.heartbeat_tick = config.heartbeat_ticks;

@@ -65,12 +65,14 @@ use raft::eraftpb::{Entry as RaftEntry, EntryType, Message, MessageType};
 use raft::{Config, RawNode, ReadOnlyOption, StateRole};
 use tally_engine::checkpoint::{self, RunsConfig, Schedule};
 use tally_engine::command::{Command, DecodeError, EntryPayload};
-use tally_engine::index::{Index, IndexError, Posting};
+use tally_engine::index::{Index, IndexError, Posting, PostingKind};
 use tally_engine::outcome::Outcome;
 use tally_engine::partition::{Partition, Snapshot};
 use tally_engine::types::{LogIndex, PartitionId, Timestamp};
 use thiserror::Error;
 
+use crate::changes::log::{ChangeLog, ChangeLogError};
+use crate::changes::{record, ChangeFeed};
 use crate::raft_storage::{Damage, MissingState, RaftLog, RaftStorageError};
 pub use crate::refusal::refusal;
 use crate::stages::{Stage, Stages};
@@ -117,6 +119,11 @@ pub struct ReplicaConfig {
     pub damage: Damage,
     /// What to do when the replica has no state file yet.
     pub missing_state: MissingState,
+    /// The feed the replica's change log publishes to (the node's streams wait on it); a
+    /// replica without one makes its own.
+    pub change_feed: Option<Arc<ChangeFeed>>,
+    /// Largest file of the change log.
+    pub change_segment_size_max: u64,
     /// Simulator fault: never fsync the log.
     #[doc(hidden)]
     pub bug_skip_fsync: bool,
@@ -150,6 +157,8 @@ impl ReplicaConfig {
             background_checkpoints: false,
             damage: Damage::Repair,
             missing_state: MissingState::Create,
+            change_feed: None,
+            change_segment_size_max: crate::changes::log::SEGMENT_SIZE_MAX,
             bug_skip_fsync: false,
             bug_apply_before_commit: false,
             bug_skip_vote: false,
@@ -177,6 +186,9 @@ pub enum ReplicaError {
     /// them in memory without bound).
     #[error("transfer records could not be written to disk: {0}")]
     Spill(String),
+    /// The change log could not be opened or written.
+    #[error(transparent)]
+    Changes(#[from] ChangeLogError),
     /// A checkpoint thread failed without an error of its own.
     #[error("the checkpoint thread panicked")]
     CheckpointPanicked,
@@ -269,6 +281,10 @@ pub struct Replica {
     partition: Partition,
     index: Index,
     postings: Vec<Posting>,
+    /// What each applied entry decided, for change streams.
+    changes: ChangeLog,
+    /// Scratch for one entry's changes.
+    change_body: Vec<u8>,
     config: ReplicaConfig,
     checkpoint_dir: PathBuf,
     /// When the next checkpoint is due; merged transfer runs the kept ones need.
@@ -338,6 +354,26 @@ impl Replica {
             raft_log.log().last_index(),
             config.index_memory_entries_max,
         )?;
+        let changes_dir = dir.join("changes");
+        let feed = config.change_feed.clone().unwrap_or_else(|| {
+            Arc::new(ChangeFeed::new(
+                &changes_dir,
+                Arc::new(tokio::sync::Notify::new()),
+            ))
+        });
+        let (changes, changes_report) =
+            ChangeLog::open(&changes_dir, feed, config.change_segment_size_max)?;
+        if let Some((path, offset, reason)) = &changes_report.cut {
+            tracing::info!(
+                partition = %partition_id,
+                path = %path.display(),
+                offset,
+                reason,
+                "cut the unsynced tail of the change log"
+            );
+        }
+        // A checkpoint the change log does not reach would leave a hole in it.
+        let derived_durable = index.durable().min(LogIndex(changes.end()));
         let runs_dir = dir.join("transfers");
         let runs_config = RunsConfig {
             dir: &runs_dir,
@@ -350,7 +386,7 @@ impl Replica {
                 &checkpoint_dir,
                 config.partition,
                 log_last,
-                index.durable(),
+                derived_durable,
                 &runs_config,
             )
         };
@@ -420,6 +456,8 @@ impl Replica {
             partition,
             index,
             postings: Vec::new(),
+            changes,
+            change_body: Vec::new(),
             config,
             checkpoint_dir,
             checkpointing: None,
@@ -871,7 +909,10 @@ impl Replica {
                         index: entry.index,
                         source,
                     })?;
+                let clock_before = self.partition.last_timestamp();
+                let postings_before = self.partition.postings().len();
                 let outcome = self.partition.apply(index, &payload);
+                self.record_changes(index, &payload, &outcome, clock_before, postings_before)?;
                 self.last_stamp = self.last_stamp.max(self.partition.last_timestamp().0);
                 (Some(payload), outcome)
             };
@@ -898,6 +939,41 @@ impl Replica {
         self.finish_applied()
     }
 
+    /// Records what entry `index` decided in the change log (written by
+    /// [`Replica::finish_applied`]).
+    fn record_changes(
+        &mut self,
+        index: LogIndex,
+        payload: &EntryPayload,
+        outcome: &Outcome,
+        clock_before: Timestamp,
+        postings_before: usize,
+    ) -> Result<(), ReplicaError> {
+        if index.0 <= self.changes.end() {
+            return Ok(());
+        }
+        let postings = &self.partition.postings()[postings_before..];
+        let expired = postings
+            .iter()
+            .position(|p| p.kind != PostingKind::Expired)
+            .unwrap_or(postings.len());
+        self.change_body.clear();
+        if let Some((first, last)) = record::encode_entry(
+            self.config.partition.0,
+            index,
+            payload,
+            outcome,
+            clock_before,
+            &postings[..expired],
+            &self.partition,
+            &mut self.change_body,
+        ) {
+            self.changes
+                .record(index.0, first, last, &self.change_body)?;
+        }
+        Ok(())
+    }
+
     /// Indexes the postings of what was applied, starts an index flush if the index wants
     /// one and a checkpoint if one is due, and installs finished background work. Called by
     /// `handle_ready` itself unless [`Replica::defer_index`] was asked for.
@@ -910,6 +986,7 @@ impl Replica {
                 .ingest(&self.postings, self.partition.applied_index());
             self.postings.clear();
             self.stages.record(Stage::Index, indexing.elapsed());
+            self.changes.flush(self.partition.applied_index().0)?;
         }
         if self.index.wants_flush() {
             // Written on the index's thread; this waits only for a previous flush.

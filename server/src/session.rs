@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use tally_client::wire::changes::{StreamFilter, StreamFrom};
 use tally_client::wire::codes::{self, ErrorCode};
 use tally_client::wire::messages::*;
 use tally_client::wire::types as wt;
@@ -64,6 +65,8 @@ pub struct Node {
     pub stages: Arc<crate::stages::Stages>,
     /// What the node counts for Prometheus.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Each partition replica's change log, for streams.
+    pub changes: Arc<Vec<Arc<crate::changes::ChangeFeed>>>,
 }
 
 impl Node {
@@ -157,6 +160,8 @@ pub(crate) enum Request {
     History(wt::HistoryQuery),
     Flows(wt::FlowsQuery),
     Series(wt::SeriesQuery),
+    /// Served by the connection itself (`changes::stream`), never by [`handle`].
+    Subscribe(StreamFrom, StreamFilter),
 }
 
 impl Request {
@@ -173,6 +178,7 @@ impl Request {
             Request::History(_) => "history",
             Request::Flows(_) => "flows",
             Request::Series(_) => "series",
+            Request::Subscribe(..) => "subscribe",
         }
     }
 }
@@ -215,6 +221,10 @@ pub(crate) fn parse(frame: &Frame) -> Result<Request, tally_client::wire::FrameE
         }
         Operation::BalanceSeries => {
             Request::Series(frame.decode_body::<BalanceSeriesRequest>()?.to_query()?)
+        }
+        Operation::Subscribe => {
+            let request = frame.decode_body::<SubscribeRequest>()?;
+            Request::Subscribe(request.to_from()?, request.to_filter()?)
         }
         other => {
             return Err(tally_client::wire::FrameError::WrongOperation {
@@ -275,6 +285,10 @@ pub(crate) async fn handle(node: &Node, request_id: u64, request: Request) -> By
         Request::Flows(query) => account_flows(node, query)
             .await
             .map(|flows| encode_body(request_id, &AccountFlowsResponse::from(&flows), &mut out)),
+        Request::Subscribe(..) => Err(Failure::new(
+            ErrorCode::Internal,
+            "a subscription is served by its connection, not as a request",
+        )),
         Request::Series(query) => balance_series(node, query).await.map(|(scale, points)| {
             encode_body(
                 request_id,

@@ -244,6 +244,32 @@ code_enum!(
 );
 
 code_enum!(
+    /// What a committed change is (a `Subscribe` stream's events).
+    ChangeKind {
+        /// A ledger creation was decided (its result says whether it was created).
+        Ledger = 1,
+        /// An account creation was decided.
+        Account = 2,
+        /// A transfer was decided: plain, hold, post, void or refund, with its result.
+        Transfer = 3,
+        /// A pending hold expired and released its amount (no event of its own in the log).
+        HoldExpired = 4,
+    }
+);
+
+code_enum!(
+    /// Why the server ended a `Subscribe` stream. The end names where the stream stands:
+    /// resume from there.
+    StreamEnd {
+        /// The consumer read too slowly: the node's buffer for it stayed full. Resume from
+        /// the position given; the node reads the rest from its log on disk.
+        TooSlow = 1,
+        /// The node's change log could not be read. Resume on another node.
+        Unreadable = 2,
+    }
+);
+
+code_enum!(
     /// Where a pending hold stands (the engine's `HoldStatus`).
     HoldStatus {
         /// Not a hold (or a hold that failed).

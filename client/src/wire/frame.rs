@@ -123,6 +123,9 @@ operations! {
     /// One account's hourly closing balances over a time window.
     BalanceSeries / /// The hourly points.
     BalanceSeriesResponse = 10,
+    /// A stream of committed changes from a position, with filters.
+    Subscribe / /// Changes, where the stream stands, and at last why it ended (many per request).
+    SubscribeResponse = 11,
 }
 
 impl Operation {
@@ -433,6 +436,32 @@ pub fn encode_frame(
         body_checksum: crc32fast::hash(&out[body_start..]),
     };
     out[start..body_start].copy_from_slice(&header.encode());
+    Ok(())
+}
+
+/// Appends one frame whose body is `body`, already encoded (a server relaying stored
+/// messages). Fails, writing nothing, if the body exceeds [`FRAME_BODY_SIZE_MAX`].
+pub fn encode_raw_frame(
+    op: Operation,
+    request_id: u64,
+    body: &[u8],
+    out: &mut BytesMut,
+) -> Result<(), FrameError> {
+    if body.len() > FRAME_BODY_SIZE_MAX {
+        return Err(FrameError::BodyTooLarge {
+            len: body.len() as u64,
+            max: FRAME_BODY_SIZE_MAX,
+        });
+    }
+    let header = FrameHeader {
+        op,
+        request_id,
+        body_size: u32::try_from(body.len()).expect("checked against FRAME_BODY_SIZE_MAX"),
+        body_checksum: crc32fast::hash(body),
+    };
+    out.reserve(HEADER_SIZE + body.len());
+    out.extend_from_slice(&header.encode());
+    out.extend_from_slice(body);
     Ok(())
 }
 

@@ -7,7 +7,7 @@
 //! Tags are never reused: a removed field's tag stays reserved.
 //!
 //! Layout: this file keeps the scalar helpers; `elements` has the records inside bodies,
-//! and `handshake`, `create`, `lookups`, `queries` and `errors` the bodies of each kind of
+//! and `handshake`, `create`, `lookups`, `queries`, `subscribe` and `errors` the bodies of each kind of
 //! request and response.
 //!
 //! Encodings of the types protobuf lacks:
@@ -50,6 +50,7 @@ mod fixed;
 mod handshake;
 mod lookups;
 mod queries;
+mod subscribe;
 
 pub use create::*;
 pub use elements::*;
@@ -59,6 +60,7 @@ pub use fixed::{WireBalances, WireDecimal, WireNewTransfer};
 pub use handshake::*;
 pub use lookups::*;
 pub use queries::*;
+pub use subscribe::*;
 
 // ---------------------------------------------------------------------------------------------
 // Scalar helpers.

@@ -1,5 +1,5 @@
 //! A replica's checkpoints: when one is due its snapshot is taken on the applying thread and
-//! an index flush started; once the index files cover it, it is written on a thread of its
+//! an index flush started (the change log is fsynced first, on the checkpoint's thread); once the index files cover it, it is written on a thread of its
 //! own; a written one releases the transfer run files no kept checkpoint needs. When they
 //! are due: the parent module's documentation.
 
@@ -23,6 +23,13 @@ impl Replica {
         let kept = self.config.checkpoints_kept;
         if !self.config.background_checkpoints {
             self.index.flush()?;
+            self.changes.flush(self.partition.applied_index().0)?;
+            self.changes.sync_handle()?.sync().map_err(|source| {
+                checkpoint::CheckpointError::Io {
+                    path: self.checkpoint_dir.clone(),
+                    source,
+                }
+            })?;
             let durable = self.index.durable();
             let dir = &self.checkpoint_dir;
             checkpoint::write_with_index(dir, partition, &self.partition, durable)?;
@@ -67,8 +74,17 @@ impl Replica {
         let partition = self.config.partition;
         let kept = self.config.checkpoints_kept;
         let dir = self.checkpoint_dir.clone();
+        // The change log is written through the snapshot (it is flushed before a checkpoint
+        // starts): fsync it before the checkpoint exists, so that it covers every checkpoint.
+        let changes = self.changes.sync_handle()?;
         let spawned =
             tally_engine::background::spawn(format!("checkpoint-{partition}"), move || {
+                changes
+                    .sync()
+                    .map_err(|source| checkpoint::CheckpointError::Io {
+                        path: dir.clone(),
+                        source,
+                    })?;
                 checkpoint::write_snapshot(&dir, partition, &snapshot, durable)?;
                 checkpoint::prune(&dir, kept)?;
                 Ok((snapshot.applied_index(), snapshot.spills()))

@@ -1,6 +1,7 @@
 //! What the simulator checks: after every applied entry, after every step, for every read,
 //! and at the end (see the module documentation of `sim`).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 
 use rand::Rng;
@@ -365,6 +366,61 @@ impl Sim {
             }
         }
         self.report.acknowledged = acknowledged;
+        self.check_change_logs()
+    }
+
+    /// Every replica of a partition wrote the same change records (they are a pure function
+    /// of the committed entries), and each covers what it applied.
+    fn check_change_logs(&self) -> Result<(), String> {
+        use crate::changes::log::ChangeReader;
+        for partition in 0..self.config.partitions {
+            let mut first: Option<(u64, BTreeMap<u64, Vec<u8>>)> = None;
+            for node in &self.nodes {
+                let replica = node.replicas[partition as usize]
+                    .as_ref()
+                    .expect("all restarted");
+                let applied = replica.partition().applied_index().0;
+                let dir = node.partition_dir(partition).join("changes");
+                let mut reader = ChangeReader::after(&dir, 0).map_err(|e| e.to_string())?;
+                let mut records = Vec::new();
+                loop {
+                    let before = records.len();
+                    reader
+                        .read(u64::MAX, usize::MAX, &mut records)
+                        .map_err(|e| format!("node {} partition {partition}: {e}", node.id))?;
+                    if records.len() == before {
+                        break;
+                    }
+                }
+                if reader.last() < applied {
+                    return Err(format!(
+                        "node {} partition {partition}: change log ends at {}, applied {applied}",
+                        node.id,
+                        reader.last()
+                    ));
+                }
+                // Empty records only say how far a flush reached: when is the node's own.
+                let decided: BTreeMap<u64, Vec<u8>> = records
+                    .into_iter()
+                    .filter(|r| !r.body.is_empty())
+                    .map(|r| (r.header.index, r.body))
+                    .collect();
+                match &first {
+                    None => first = Some((applied, decided)),
+                    Some((other_applied, other)) => {
+                        let upto = applied.min(*other_applied);
+                        let mine = decided.range(..=upto);
+                        let theirs = other.range(..=upto);
+                        if !mine.eq(theirs) {
+                            return Err(format!(
+                                "node {} partition {partition}: change log differs from node {}'s",
+                                node.id, self.nodes[0].id
+                            ));
+                        }
+                    }
+                }
+            }
+        }
         Ok(())
     }
 }
