@@ -49,7 +49,8 @@
 //! calls wait for a slot.
 //!
 //! Deliberate omissions: no per-partition routing (the cluster serves every partition from
-//! one node), no subscription stream yet, no client-side rate limiting beyond `in_flight_max`.
+//! one node), no client-side rate limiting beyond `in_flight_max`. Change streams have a
+//! connection of their own (`subscription.rs`).
 
 use std::ops::Range;
 use std::sync::Arc;

@@ -21,6 +21,9 @@
 //! kernel still accepts and acknowledges TCP is thus found out in about two liveness timeouts
 //! instead of a whole request timeout; a busy node answers pings (they need no partition).
 //!
+//! The connect and `Hello` steps are functions of their own, because a change stream
+//! (`subscription.rs`) opens its connection the same way and then reads it by itself.
+//!
 //! Deliberate omissions: no TLS.
 
 use std::collections::HashMap;
@@ -86,7 +89,8 @@ impl EncodedRequest {
         self.op
     }
 
-    fn frame(&self, request_id: u64) -> Bytes {
+    /// The request framed under `request_id`, ready to write.
+    pub(crate) fn frame(&self, request_id: u64) -> Bytes {
         let header = FrameHeader {
             op: self.op,
             request_id,
@@ -98,6 +102,52 @@ impl EncodedRequest {
         frame.extend_from_slice(&self.body);
         frame.freeze()
     }
+}
+
+/// Opens a TCP connection to `address` within `timeout`, with Nagle's algorithm off.
+pub(crate) async fn connect_tcp(address: &str, timeout: Duration) -> Result<TcpStream, String> {
+    let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
+        .await
+        .map_err(|_| format!("connect timed out after {timeout:?}"))?
+        .map_err(|e| e.to_string())?;
+    // Latency matters more than packet count here; writers already coalesce frames.
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    Ok(stream)
+}
+
+/// The `Hello` that opens every connection.
+pub(crate) fn hello_request() -> Result<EncodedRequest, String> {
+    EncodedRequest::new(&HelloRequest {
+        client_version: CLIENT_VERSION.to_owned(),
+    })
+}
+
+/// Reads the answer to `Hello`: the cluster's layout, or why the node refused. A layout of
+/// zero partitions, or more than [`PARTITIONS_MAX`], breaks the protocol.
+pub(crate) fn hello_answer(frame: &Frame) -> Result<ClusterInfo, String> {
+    let info = match frame.op {
+        Operation::HelloResponse => frame
+            .decode_body::<HelloResponse>()
+            .map_err(|e| format!("bad hello response: {e}"))?
+            .to_cluster_info(),
+        Operation::Error => {
+            let error = frame
+                .decode_body::<ErrorResponse>()
+                .map_err(|e| format!("bad error response: {e}"))?
+                .to_server_error();
+            return Err(format!(
+                "hello refused: {} ({})",
+                error.code.name(),
+                error.message
+            ));
+        }
+        other => return Err(format!("hello answered with {}", other.name())),
+    };
+    let partitions = info.partition_count as usize;
+    if partitions == 0 || partitions > PARTITIONS_MAX {
+        return Err(format!("hello reports {partitions} partitions"));
+    }
+    Ok(info)
 }
 
 /// What a waiting caller receives: the response frame, or why the connection died first.
@@ -168,12 +218,7 @@ impl Connection {
         timeout: Duration,
         liveness: Duration,
     ) -> Result<(Arc<Connection>, ClusterInfo), String> {
-        let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
-            .await
-            .map_err(|_| format!("connect timed out after {timeout:?}"))?
-            .map_err(|e| e.to_string())?;
-        // Latency matters more than packet count here; the writer already coalesces frames.
-        stream.set_nodelay(true).map_err(|e| e.to_string())?;
+        let stream = connect_tcp(address, timeout).await?;
         let (read, write) = stream.into_split();
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending::default()),
@@ -197,36 +242,12 @@ impl Connection {
             presumed_dead: AtomicBool::new(false),
         });
 
-        let hello = EncodedRequest::new(&HelloRequest {
-            client_version: CLIENT_VERSION.to_owned(),
-        })?;
-        let sent = connection.send(&hello, None).await?;
+        let sent = connection.send(&hello_request()?, None).await?;
         let frame = tokio::time::timeout(timeout, sent.reply)
             .await
             .map_err(|_| format!("no answer to hello within {timeout:?}"))?
             .map_err(|_| "connection closed during hello".to_owned())??;
-        let info = match frame.op {
-            Operation::HelloResponse => frame
-                .decode_body::<HelloResponse>()
-                .map_err(|e| format!("bad hello response: {e}"))?
-                .to_cluster_info(),
-            Operation::Error => {
-                let error = frame
-                    .decode_body::<ErrorResponse>()
-                    .map_err(|e| format!("bad error response: {e}"))?
-                    .to_server_error();
-                return Err(format!(
-                    "hello refused: {} ({})",
-                    error.code.name(),
-                    error.message
-                ));
-            }
-            other => return Err(format!("hello answered with {}", other.name())),
-        };
-        let partitions = info.partition_count as usize;
-        if partitions == 0 || partitions > PARTITIONS_MAX {
-            return Err(format!("hello reports {partitions} partitions"));
-        }
+        let info = hello_answer(&frame)?;
         tokio::spawn(watch_liveness(
             Arc::downgrade(&connection),
             liveness,

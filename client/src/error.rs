@@ -45,6 +45,10 @@ pub enum ClientError {
     /// transfer). Nothing was sent.
     #[error("invalid input: {0}")]
     Invalid(String),
+    /// The nodes kept breaking the protocol (a change stream got frames it cannot read, as
+    /// from a server newer than this client).
+    #[error("protocol violation: {0}")]
+    Protocol(String),
     /// The client's background tasks have stopped (the runtime is shutting down).
     #[error("the client is closed")]
     Closed,

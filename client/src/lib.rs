@@ -12,8 +12,18 @@
 //! the client's own Rust types for ledgers, accounts, transfers and their result codes);
 //! `connection` (one pipelined TCP connection: writer task, reader task, request ids);
 //! `router` (which node to talk to: seeds, learned leaders, `not_leader` hints); `client`
-//! (validation, the retry loop, the operations); `batcher` (coalescing). `docs/protocol.md`
+//! (validation, the retry loop, the operations); `batcher` (coalescing); `subscription`
+//! (change streams, each on a connection of its own). `docs/protocol.md`
 //! ("Client behaviour") describes the behaviour a server can rely on.
+//!
+//! [`Client::subscribe`] streams the changes the cluster commits — ledgers and accounts
+//! created, transfers decided with both accounts' balances right after, holds expired — in
+//! commit order per partition, from the start, from now, from a time, or right after the
+//! [`Position`]s a consumer handled last. The [`Subscription`] is a `futures_core::Stream` of
+//! [`Streamed`] items fed by a task with its own connection; it reconnects (to any node: all
+//! have the same positions) and resumes after the last position it stood at by itself,
+//! dropping what it delivered already, and says [`Streamed::CaughtUp`] when it has read
+//! everything committed. It ends, with one error, only on what retrying cannot fix.
 //!
 //! The crate depends on no other workspace crate (STYLE.md), so the wire format versions
 //! apart from the engine's disk format; the server converts between the two.
@@ -26,6 +36,7 @@ mod client;
 mod connection;
 mod error;
 mod router;
+mod subscription;
 
 pub use batcher::SUBMISSION_QUEUE_MAX;
 pub use client::{
@@ -35,11 +46,16 @@ pub use client::{
 pub use connection::{CLIENT_VERSION, OUTGOING_QUEUE_MAX, WRITE_COALESCE_SIZE_MAX};
 pub use error::ClientError;
 pub use router::{CONNECT_CANDIDATES_MAX, LEARNED_ADDRESSES_MAX};
+pub use subscription::{
+    Streamed, Subscription, RESUBSCRIBE_BACKOFF_MAX, RESUBSCRIBE_BACKOFF_MIN, STREAM_SILENCE_MAX,
+    STREAM_VIOLATIONS_MAX, SUBSCRIPTION_QUEUE_MAX,
+};
 pub use wire::types::to_decimal;
 pub use wire::{
-    Account, AccountFlags, AccountId, AccountResult, BalancePoint, Balances, ClusterInfo,
-    Direction, ErrorCode, Flows, FlowsQuery, HistoryEntry, HistoryPage, HistoryQuery, HoldStatus,
-    LedgerId, LedgerResult, NewAccount, NewLedger, NewTransfer, NodeAddress, PartitionId,
-    ReplicaStatus, SeriesQuery, ServerError, StageSummary, Timestamp, Transfer, TransferFlags,
+    Account, AccountFlags, AccountId, AccountResult, BalancePoint, Balances, Change, ChangeBody,
+    ChangeKind, ClusterInfo, Direction, ErrorCode, Flows, FlowsQuery, HistoryEntry, HistoryPage,
+    HistoryQuery, HoldStatus, LedgerId, LedgerResult, NewAccount, NewLedger, NewTransfer,
+    NodeAddress, PartitionId, Position, ReplicaStatus, SeriesQuery, ServerError, StageSummary,
+    StreamEnd, StreamFilter, StreamFrom, Timestamp, Transfer, TransferChange, TransferFlags,
     TransferId, TransferKind, TransferOutcome, TransferResult,
 };

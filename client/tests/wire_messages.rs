@@ -681,7 +681,10 @@ fn subscriptions_round_trip_and_refuse_what_they_cannot_mean() {
     let ChangeBody::Transfer(t) = &frame.changes[1].body else {
         panic!("an expiry is a transfer change")
     };
-    assert_eq!((t.id, t.amount, t.asked.is_none()), (TransferId(5), 250, true));
+    assert_eq!(
+        (t.id, t.amount, t.asked.is_none()),
+        (TransferId(5), 250, true)
+    );
     for broken in [
         WireChange {
             ledger: None,

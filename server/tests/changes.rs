@@ -349,3 +349,225 @@ async fn a_consumer_that_reads_nothing_is_ended_and_catches_up_from_disk() {
         "every transfer once, across the end"
     );
 }
+
+async fn leader_of_partition_0(client: &Client, cluster: &common::Cluster) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(info) = client.cluster_info().await {
+            if let Some(i) = info
+                .leaders
+                .first()
+                .and_then(|l| l.address.as_deref())
+                .and_then(|a| cluster.index_of(a))
+            {
+                if cluster.nodes[i].is_some() {
+                    return i;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no leader within 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_goes_on_through_a_killed_node_on_another_one() {
+    use std::sync::{Arc, Mutex};
+    use tally_client::Streamed;
+    let mut cluster = common::Cluster::start(3, &[]);
+    cluster.leaders_ready().await;
+    let client = Client::connect(&cluster.live(), ClientOptions::default())
+        .await
+        .unwrap();
+    create_ledger_and_accounts(&client, 8).await;
+    // The subscriber knows only the leader's node, the one killed below: it must find the
+    // others by itself and resume there.
+    let leader = leader_of_partition_0(&client, &cluster).await;
+    let subscriber = Client::connect(
+        &[cluster.addresses[leader].to_string()],
+        ClientOptions::default(),
+    )
+    .await
+    .unwrap();
+    let mut stream = subscriber.subscribe(StreamFrom::Start, StreamFilter::default());
+    let model = Arc::new(Mutex::new(Model::default()));
+    let consumer = {
+        let model = model.clone();
+        tokio::spawn(async move {
+            while let Some(item) = stream.recv().await {
+                match item.expect("the stream goes on") {
+                    Streamed::Change(change) => model.lock().unwrap().apply(&change),
+                    Streamed::CaughtUp(_) => {}
+                }
+            }
+        })
+    };
+    let mut acknowledged = BTreeSet::new();
+    let mut maybe = BTreeSet::new();
+    let mut next_id = 1u128;
+    for round in 0..30 {
+        if round == 10 {
+            cluster.kill(leader);
+        }
+        if round == 20 {
+            cluster.restart(leader);
+        }
+        let batch: Vec<NewTransfer> = (0..50)
+            .map(|n| {
+                next_id += 1;
+                transfer(next_id, 1 + n % 4, 5 + n % 4, 1 + (n % 3) as i64)
+            })
+            .collect();
+        let ids: Vec<u128> = batch.iter().map(|t| t.id.0).collect();
+        match client.create_transfers(batch).await {
+            Ok(outcomes) => {
+                for (id, outcome) in ids.iter().zip(outcomes) {
+                    if outcome.result == TransferResult::Ok {
+                        acknowledged.insert(*id);
+                    } else {
+                        maybe.insert(*id);
+                    }
+                }
+            }
+            Err(_) => maybe.extend(ids),
+        }
+    }
+    // Everything acknowledged reaches the subscriber, once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(!consumer.is_finished(), "the consumer stopped");
+        let decided = model.lock().unwrap().decided.clone();
+        if acknowledged.is_subset(&decided) {
+            let unexpected: Vec<_> = decided
+                .difference(&acknowledged)
+                .filter(|id| !maybe.contains(id))
+                .collect();
+            assert!(unexpected.is_empty(), "never sent: {unexpected:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} acknowledged transfers streamed",
+            acknowledged.intersection(&decided).count(),
+            acknowledged.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    consumer.abort();
+}
+
+/// `tally subscribe --from start --json` is an audit log: replayed into a fresh model it
+/// gives the balances the ledger has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_json_stream_replays_to_the_ledgers_balances() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::single(dir.path());
+    let client = Client::connect(&[server.address.to_string()], ClientOptions::default())
+        .await
+        .unwrap();
+    create_ledger_and_accounts(&client, 4).await;
+    let mut batch = vec![
+        transfer(1, 1, 2, 40),
+        transfer(2, 2, 3, 15),
+        transfer(3, 3, 4, 5),
+    ];
+    let mut hold = transfer(4, 1, 4, 9);
+    hold.flags = TransferFlags(TransferFlags::PENDING);
+    batch.push(hold);
+    let mut post = transfer(5, 0, 0, 6);
+    post.ledger = LedgerId(0);
+    post.flags = TransferFlags(TransferFlags::POST_PENDING);
+    post.pending_id = TransferId(4);
+    batch.push(post);
+    let mut hold = transfer(6, 2, 1, 3);
+    hold.flags = TransferFlags(TransferFlags::PENDING);
+    batch.push(hold);
+    let mut void = transfer(7, 0, 0, 0);
+    void.ledger = LedgerId(0);
+    void.flags = TransferFlags(TransferFlags::VOID_PENDING);
+    void.pending_id = TransferId(6);
+    batch.push(void);
+    let mut refund = transfer(8, 0, 0, 10);
+    refund.ledger = LedgerId(0);
+    refund.refund_of = TransferId(1);
+    batch.push(refund);
+    client.create_transfers(batch).await.unwrap();
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_tally"))
+        .args(["subscribe", "--from", "start", "--json", "--address"])
+        .arg(server.address.to_string())
+        .output()
+        .expect("tally subscribe");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut balances: BTreeMap<String, [Decimal; 4]> = BTreeMap::new();
+    let mut holds: BTreeMap<String, Decimal> = BTreeMap::new();
+    for line in String::from_utf8(output.stdout).unwrap().lines() {
+        let change: serde_json::Value = serde_json::from_str(line).expect(line);
+        let kind = change["kind"].as_str().unwrap();
+        if !(kind == "transfer" || kind == "hold_expired") || change["result"] != "Ok" {
+            continue;
+        }
+        let amount: Decimal = change["amount"].as_str().unwrap().parse().unwrap();
+        let id = change["id"].as_str().unwrap().to_string();
+        let transfer_kind = change["transfer_kind"].as_str().unwrap();
+        let released = match transfer_kind {
+            "Post" | "Void" => holds
+                .remove(change["asked"]["pending_id"].as_str().unwrap())
+                .expect("the hold was streamed"),
+            "Expired" => holds.remove(&id).expect("the hold was streamed"),
+            _ => Decimal::ZERO,
+        };
+        if transfer_kind == "Pending" {
+            holds.insert(id, amount);
+        }
+        let posted = matches!(transfer_kind, "Plain" | "Post" | "Refund");
+        // [debits_pending, debits_posted, credits_pending, credits_posted]
+        let debit = balances
+            .entry(change["debit_account"].as_str().unwrap().to_string())
+            .or_default();
+        debit[0] -= released;
+        if transfer_kind == "Pending" {
+            debit[0] += amount;
+        }
+        if posted {
+            debit[1] += amount;
+        }
+        let credit = balances
+            .entry(change["credit_account"].as_str().unwrap().to_string())
+            .or_default();
+        credit[2] -= released;
+        if transfer_kind == "Pending" {
+            credit[2] += amount;
+        }
+        if posted {
+            credit[3] += amount;
+        }
+    }
+    let accounts = client
+        .lookup_accounts((1..=4).map(AccountId).collect())
+        .await
+        .unwrap();
+    for account in accounts {
+        let b = account.balances;
+        let d = |v: u128| tally_client::to_decimal(v, account.scale).unwrap();
+        let expected = [
+            d(b.debits_pending),
+            d(b.debits_posted),
+            d(b.credits_pending),
+            d(b.credits_posted),
+        ];
+        assert_eq!(
+            balances
+                .get(&account.id.0.to_string())
+                .copied()
+                .unwrap_or_default(),
+            expected,
+            "account {}",
+            account.id.0
+        );
+    }
+}

@@ -755,6 +755,7 @@ async fn bench(args: &BenchArgs, addresses: &[String]) -> Result<Report, String>
                             ClientError::Rejected(e) => format!("Rejected:{}", e.code.name()),
                             ClientError::Indeterminate { .. } => "Indeterminate".to_owned(),
                             ClientError::Connect(_) => "Connect".to_owned(),
+                            ClientError::Protocol(_) => "Protocol".to_owned(),
                             ClientError::Invalid(_) => "Invalid".to_owned(),
                             ClientError::Closed => "Closed".to_owned(),
                         };

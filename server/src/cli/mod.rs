@@ -7,6 +7,7 @@
 //! - [`batch`]: `tally batch`, transfers from JSON lines in one request (linked chains).
 //! - [`mod@bench`]: `tally bench`, a load generator in the manner of TigerBeetle's benchmark.
 //! - [`status`]: `tally status`, how every node and partition of the cluster stands.
+//! - [`subscribe`]: `tally subscribe`, the change stream, one line per change.
 //!
 //! Shared here: the `--address` and `--json` flags, clap value parsers for ids and amounts,
 //! and the formatting of minor units, balances and timestamps.
@@ -24,6 +25,7 @@ pub mod batch;
 pub mod bench;
 pub mod ops;
 pub mod status;
+pub mod subscribe;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -65,6 +67,9 @@ pub enum Command {
     /// How the cluster stands: every node, each partition's leader and term, each replica's
     /// indexes, lag and inbox depth, and what is degraded.
     Status(status::StatusArgs),
+    /// The change stream: every ledger, account and transfer decision, with the balances
+    /// after, from a position or time, until caught up (or with --follow, until interrupted).
+    Subscribe(subscribe::SubscribeArgs),
 }
 
 /// Runs one operator command or the benchmark to completion.

@@ -287,6 +287,7 @@ pub async fn run(command: Command) -> Result<(), String> {
         Command::Series(args) => series(&args).await,
         Command::Status(args) => super::status::run(args).await,
         Command::Batch(args) => super::batch::run(args).await,
+        Command::Subscribe(args) => super::subscribe::run(args).await,
         Command::Bench(_) => unreachable!("bench runs on its own runtime"),
     }
 }
