@@ -909,10 +909,10 @@ impl Replica {
                         index: entry.index,
                         source,
                     })?;
-                let clock_before = self.partition.last_timestamp();
+                let before = record::Before::of(&self.partition);
                 let postings_before = self.partition.postings().len();
                 let outcome = self.partition.apply(index, &payload);
-                self.record_changes(index, &payload, &outcome, clock_before, postings_before)?;
+                self.record_changes(index, &payload, &outcome, before, postings_before)?;
                 self.last_stamp = self.last_stamp.max(self.partition.last_timestamp().0);
                 (Some(payload), outcome)
             };
@@ -946,7 +946,7 @@ impl Replica {
         index: LogIndex,
         payload: &EntryPayload,
         outcome: &Outcome,
-        clock_before: Timestamp,
+        before: record::Before,
         postings_before: usize,
     ) -> Result<(), ReplicaError> {
         if index.0 <= self.changes.end() {
@@ -963,7 +963,7 @@ impl Replica {
             index,
             payload,
             outcome,
-            clock_before,
+            before,
             &postings[..expired],
             &self.partition,
             &mut self.change_body,

@@ -434,6 +434,18 @@ impl Partition {
         self.transfer(id).filter(|r| r.kind != TransferKind::Claim)
     }
 
+    /// How many transfer records were ever kept (the next record's slot).
+    pub fn record_slots(&self) -> u64 {
+        self.records.len()
+    }
+
+    /// The records in slots `first..` still in memory, in decision order: what the entries
+    /// applied since [`Partition::record_slots`] answered `first` recorded (with the
+    /// changes made to them since). Records spilled since are left out.
+    pub fn records_from(&self, first: u64) -> impl Iterator<Item = &TransferRecord> {
+        self.records.iter_from(first.max(self.spilled_prefix))
+    }
+
     /// A record on disk, with its refunds since it was spilled.
     fn spilled_transfer(&self, id: TransferId) -> Option<TransferRecord> {
         let runs = self.runs.as_ref()?;

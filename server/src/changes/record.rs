@@ -7,32 +7,53 @@
 //! hold the entry expired, before its first event. Claims of ids for other partitions are
 //! bookkeeping, left out. Positions number these changes from 0 within the entry.
 
+use prost::encoding::{self, WireType};
 use tally_client::wire::codes::{ChangeKind, TransferKind as WireKind};
 use tally_client::wire::messages::{
-    u128_to_bytes, WireBalances, WireChange, WireNewAccount, WireNewLedger, WireNewTransfer,
+    WireBalances, WireChange, WireNewAccount, WireNewLedger, WireNewTransfer,
 };
 use tally_engine::command::{Command, EntryPayload, NewTransfer, TransferFlags};
 use tally_engine::index::{Posting, PostingKind};
 use tally_engine::outcome::{AccountResult, LedgerResult, Outcome, TransferResult};
-use tally_engine::partition::Partition;
+use tally_engine::partition::{Partition, TransferRecord};
 use tally_engine::types::{LogIndex, Timestamp};
 
 use crate::convert;
 
-/// Appends to `out` the changes of entry `index`, just applied to `state` (whose clock was
-/// `clock_before` before it) with `outcome`; `expired` are the entry's expiry postings.
-/// Returns the timestamps of the first and last change, or `None` if there was none.
+/// What a partition was before an entry was applied to it.
+#[derive(Clone, Copy, Debug)]
+pub struct Before {
+    /// Its clock.
+    pub clock: Timestamp,
+    /// Its record slots ([`Partition::record_slots`]).
+    pub record_slots: u64,
+}
+
+impl Before {
+    /// What `state` is now, before the next entry.
+    pub fn of(state: &Partition) -> Before {
+        Before {
+            clock: state.last_timestamp(),
+            record_slots: state.record_slots(),
+        }
+    }
+}
+
+/// Appends to `out` the changes of entry `index`, just applied to `state` (which was
+/// `before` before it) with `outcome`; `expired` are the entry's expiry postings. Returns
+/// the timestamps of the first and last change, or `None` if there was none.
 #[allow(clippy::too_many_arguments)]
 pub fn encode_entry(
     partition: u32,
     index: LogIndex,
     payload: &EntryPayload,
     outcome: &Outcome,
-    clock_before: Timestamp,
+    before: Before,
     expired: &[Posting],
     state: &Partition,
     out: &mut Vec<u8>,
 ) -> Option<(u64, u64)> {
+    let clock_before = before.clock;
     let now = payload.timestamp.0.max(clock_before.0 + 1);
     let mut changes = Changes {
         partition,
@@ -41,28 +62,28 @@ pub fn encode_entry(
         first: None,
         last: 0,
         out,
+        scratch: Vec::with_capacity(512),
     };
     for pair in expired.chunks_exact(2) {
         let (debit, credit) = (&pair[0], &pair[1]);
         debug_assert_eq!(debit.kind, PostingKind::Expired);
         let hold = state.decided_transfer(debit.transfer);
         let ledger = hold.map_or(0, |h| h.ledger.0);
-        changes.push(
+        changes.push_transfer(
             debit.timestamp.0,
-            WireChange {
+            TransferFields {
                 kind: ChangeKind::HoldExpired.code(),
                 result: TransferResult::Ok.code(),
+                asked: None,
                 transfer_kind: WireKind::Expired.code(),
-                transfer_id: u128_to_bytes(debit.transfer.0),
-                amount: u128_to_bytes(debit.amount),
-                ledger_id: ledger,
+                amount: debit.amount,
                 scale: scale(state, ledger),
+                ledger_id: ledger,
+                debit_account: debit.account.0,
+                credit_account: credit.account.0,
+                balances: Some((debit.balances, credit.balances)),
+                transfer_id: debit.transfer.0,
                 code: hold.map_or(0, |h| u32::from(h.details.code)),
-                debit_account: u128_to_bytes(debit.account.0),
-                credit_account: u128_to_bytes(credit.account.0),
-                debit_balances: Some(wire_balances(&debit.balances)),
-                credit_balances: Some(wire_balances(&credit.balances)),
-                ..WireChange::default()
             },
         );
     }
@@ -102,15 +123,25 @@ pub fn encode_entry(
             }
         }
         (Command::CreateTransfers(events), Outcome::Transfers(outcomes)) => {
+            // The entry's records, in decision order: read in passing rather than looked up
+            // (a lookup per transfer is a cache miss in a map of millions).
+            let mut recorded = state.records_from(before.record_slots).peekable();
             for (i, (event, outcome)) in events.iter().zip(outcomes).enumerate() {
                 let timestamp = now + i as u64;
                 if outcome.timestamp.0 != timestamp {
                     continue;
                 }
-                changes.push(
-                    timestamp,
-                    transfer_change(event, outcome.result, timestamp, state),
-                );
+                let record = match recorded.peek() {
+                    Some(r) if r.id == event.id && r.outcome.timestamp.0 == timestamp => {
+                        recorded.next().copied()
+                    }
+                    // Not recorded (a refusal before the id is looked at), or spilled.
+                    _ => state
+                        .decided_transfer(event.id)
+                        .filter(|r| r.outcome.timestamp.0 == timestamp),
+                };
+                let change = transfer_change(event, outcome.result, record, state);
+                changes.push_transfer(timestamp, change);
             }
         }
         _ => {}
@@ -122,38 +153,31 @@ pub fn encode_entry(
 fn transfer_change(
     event: &NewTransfer,
     result: TransferResult,
-    timestamp: u64,
+    record: Option<TransferRecord>,
     state: &Partition,
-) -> WireChange {
-    let asked = Some(WireNewTransfer::from(&convert::new_transfer_out(event)));
-    let record = state
-        .decided_transfer(event.id)
-        .filter(|r| r.outcome.timestamp.0 == timestamp);
-    let mut change = WireChange {
+) -> TransferFields {
+    let mut change = TransferFields {
         kind: ChangeKind::Transfer.code(),
         result: result.code(),
-        transfer: asked,
-        transfer_id: u128_to_bytes(event.id.0),
+        asked: Some(WireNewTransfer::from(&convert::new_transfer_out(event))),
+        transfer_kind: asked_kind(event.flags, event.refund_of.0 != 0).code(),
+        amount: 0,
+        scale: 0,
+        ledger_id: event.ledger.0,
+        debit_account: event.debit_account.0,
+        credit_account: event.credit_account.0,
+        balances: None,
+        transfer_id: event.id.0,
         code: u32::from(event.code),
-        ..WireChange::default()
     };
-    match record {
-        Some(r) => {
-            change.transfer_kind = r.kind as u32;
-            change.ledger_id = r.ledger.0;
-            change.debit_account = u128_to_bytes(r.debit_account.0);
-            change.credit_account = u128_to_bytes(r.credit_account.0);
-            if result == TransferResult::Ok {
-                change.amount = u128_to_bytes(r.amount);
-                change.debit_balances = Some(wire_balances(&r.outcome.debit_balances));
-                change.credit_balances = Some(wire_balances(&r.outcome.credit_balances));
-            }
-        }
-        None => {
-            change.transfer_kind = asked_kind(event.flags, event.refund_of.0 != 0).code();
-            change.ledger_id = event.ledger.0;
-            change.debit_account = u128_to_bytes(event.debit_account.0);
-            change.credit_account = u128_to_bytes(event.credit_account.0);
+    if let Some(r) = record {
+        change.transfer_kind = r.kind as u32;
+        change.ledger_id = r.ledger.0;
+        change.debit_account = r.debit_account.0;
+        change.credit_account = r.credit_account.0;
+        if result == TransferResult::Ok {
+            change.amount = r.amount;
+            change.balances = Some((r.outcome.debit_balances, r.outcome.credit_balances));
         }
     }
     change.scale = scale(state, change.ledger_id);
@@ -185,6 +209,43 @@ fn wire_balances(b: &tally_engine::outcome::Balances) -> WireBalances {
     WireBalances::from(&convert::balances(b))
 }
 
+/// A transfer's (or an expiry's) `WireChange`, held as integers: [`Changes::push_transfer`]
+/// writes the bytes prost's derive would, without a heap buffer per 128-bit field (a
+/// change per transfer is on the apply path).
+struct TransferFields {
+    kind: u32,
+    result: u32,
+    asked: Option<WireNewTransfer>,
+    transfer_kind: u32,
+    amount: u128,
+    scale: u32,
+    ledger_id: u32,
+    debit_account: u128,
+    credit_account: u128,
+    /// Both accounts' balances after, for a success.
+    balances: Option<(
+        tally_engine::outcome::Balances,
+        tally_engine::outcome::Balances,
+    )>,
+    transfer_id: u128,
+    code: u32,
+}
+
+fn put_varint(tag: u32, value: u64, buf: &mut Vec<u8>) {
+    if value != 0 {
+        encoding::encode_key(tag, WireType::Varint, buf);
+        encoding::encode_varint(value, buf);
+    }
+}
+
+fn put_u128(tag: u32, value: u128, buf: &mut Vec<u8>) {
+    if value != 0 {
+        encoding::encode_key(tag, WireType::LengthDelimited, buf);
+        buf.push(16);
+        buf.extend_from_slice(&value.to_le_bytes());
+    }
+}
+
 /// The changes of one entry being encoded.
 struct Changes<'a> {
     partition: u32,
@@ -193,18 +254,56 @@ struct Changes<'a> {
     first: Option<u64>,
     last: u64,
     out: &'a mut Vec<u8>,
+    /// One change's bytes, before its length is known.
+    scratch: Vec<u8>,
 }
 
 impl Changes<'_> {
+    fn stamp(&mut self, timestamp: u64) -> u32 {
+        self.first.get_or_insert(timestamp);
+        self.last = timestamp;
+        self.event += 1;
+        self.event - 1
+    }
+
+    /// Appends a ledger's or an account's change (rare: built as a message).
     fn push(&mut self, timestamp: u64, mut change: WireChange) {
         change.partition = self.partition;
         change.index = self.index;
-        change.event = self.event;
+        change.event = self.stamp(timestamp);
         change.timestamp = timestamp;
-        self.event += 1;
-        self.first.get_or_insert(timestamp);
-        self.last = timestamp;
-        prost::encoding::message::encode(1, &change, self.out);
+        encoding::message::encode(1, &change, self.out);
+    }
+
+    /// Appends a transfer's change: the fields in tag order, as the derive writes them.
+    fn push_transfer(&mut self, timestamp: u64, t: TransferFields) {
+        let event = self.stamp(timestamp);
+        let b = &mut self.scratch;
+        b.clear();
+        put_varint(1, u64::from(self.partition), b);
+        put_varint(2, self.index, b);
+        put_varint(3, u64::from(event), b);
+        put_varint(4, timestamp, b);
+        put_varint(5, u64::from(t.kind), b);
+        put_varint(6, u64::from(t.result), b);
+        if let Some(asked) = &t.asked {
+            encoding::message::encode(9, asked, b);
+        }
+        put_varint(10, u64::from(t.transfer_kind), b);
+        put_u128(11, t.amount, b);
+        put_varint(12, u64::from(t.scale), b);
+        put_varint(13, u64::from(t.ledger_id), b);
+        put_u128(14, t.debit_account, b);
+        put_u128(15, t.credit_account, b);
+        if let Some((debit, credit)) = &t.balances {
+            encoding::message::encode(16, &wire_balances(debit), b);
+            encoding::message::encode(17, &wire_balances(credit), b);
+        }
+        put_u128(18, t.transfer_id, b);
+        put_varint(19, u64::from(t.code), b);
+        encoding::encode_key(1, WireType::LengthDelimited, self.out);
+        encoding::encode_varint(b.len() as u64, self.out);
+        self.out.extend_from_slice(b);
     }
 }
 
@@ -240,7 +339,7 @@ mod tests {
                 timestamp: Timestamp(self.index * 1_000_000_000),
                 command,
             };
-            let clock = self.partition.last_timestamp();
+            let clock = Before::of(&self.partition);
             let before = self.partition.postings().len();
             let outcome = self.partition.apply(LogIndex(self.index), &payload);
             let postings = &self.partition.postings()[before..];
@@ -260,6 +359,12 @@ mod tests {
                 &mut body,
             );
             let frame = SubscribeResponse::decode(body.as_slice()).unwrap();
+            // Written by hand, the bytes are what the derive writes.
+            assert_eq!(
+                frame.encode_to_vec(),
+                body,
+                "encoded as prost's derive does"
+            );
             let changes = frame.to_frame().unwrap().changes;
             assert_eq!(stamps.is_some(), !changes.is_empty());
             if let Some((first, last)) = stamps {
@@ -376,6 +481,39 @@ mod tests {
         assert_eq!(expired.debit_balances.debits_pending, 0);
         assert_eq!((expired.debit_account.0, expired.credit_account.0), (1, 2));
         assert_eq!(transfer_body(&changes[1]).id, tally_client::TransferId(13));
+        // A hold posted in its own entry, and a refund: resolved from their originals.
+        let mut hold = transfer(20, 1, 2, 300);
+        hold.flags = TransferFlags(TransferFlags::PENDING);
+        let mut post = transfer(21, 0, 0, 100);
+        post.ledger = LedgerId(0);
+        post.flags = TransferFlags(TransferFlags::POST_PENDING);
+        post.pending_id = TransferId(20);
+        let mut refund = transfer(22, 0, 0, 50);
+        refund.ledger = LedgerId(0);
+        refund.refund_of = TransferId(10);
+        let changes = a.apply(Command::CreateTransfers(vec![hold, post, refund]));
+        let kinds: Vec<_> = changes
+            .iter()
+            .map(|c| {
+                let t = transfer_body(c);
+                (
+                    t.kind,
+                    t.amount,
+                    t.debit_account.0,
+                    t.credit_account.0,
+                    t.ledger.0,
+                )
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                (K::Pending, 300, 1, 2, 1),
+                (K::Post, 100, 1, 2, 1),
+                (K::Refund, 50, 2, 1, 1)
+            ]
+        );
+        assert_eq!(transfer_body(&changes[1]).debit_balances.debits_pending, 0);
         // Claims are bookkeeping.
         assert!(a
             .apply(Command::ClaimTransfers(vec![transfer(14, 5, 6, 1)]))
