@@ -66,9 +66,11 @@ use crate::wire::{
     StreamEnd, StreamFilter, StreamFrom,
 };
 
-/// Items a subscription buffers between its task and the consumer. A full queue stops the
-/// task reading, and the node then ends the stream as too slow (it resumes by itself).
-pub const SUBSCRIPTION_QUEUE_MAX: usize = 4096;
+/// Frames' worth of items a subscription buffers between its task and the consumer (a
+/// frame holds up to about 1 MiB of changes). A full queue stops the task reading, and the
+/// node then ends the stream as too slow (it resumes by itself). Items cross in batches, one
+/// per frame, so that consumer and task do not wake each other for every change.
+pub const SUBSCRIPTION_QUEUE_MAX: usize = 8;
 
 /// Longest a subscription waits for the next frame before it presumes the connection dead.
 /// The node sends a keepalive about every 2 s while it has nothing to send.
@@ -114,14 +116,16 @@ type Item = Result<Streamed, ClientError>;
 /// reads it without a stream combinator library. After an `Err` item the stream ends.
 /// Dropping it stops the stream's task and closes its connection.
 pub struct Subscription {
-    items: mpsc::Receiver<Item>,
+    items: mpsc::Receiver<Vec<Item>>,
+    /// The rest of the batch being read.
+    batch: std::collections::VecDeque<Item>,
     task: JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Subscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subscription")
-            .field("buffered", &self.items.len())
+            .field("buffered", &(self.batch.len() + self.items.len()))
             .field("finished", &self.task.is_finished())
             .finish()
     }
@@ -130,7 +134,19 @@ impl std::fmt::Debug for Subscription {
 impl Subscription {
     /// The next item; `None` once the stream has ended (after an `Err` item).
     pub async fn recv(&mut self) -> Option<Result<Streamed, ClientError>> {
-        self.items.recv().await
+        while self.batch.is_empty() {
+            self.batch.extend(self.items.recv().await?);
+        }
+        self.batch.pop_front()
+    }
+
+    /// The next item if one is ready now (`None` if none is, or the stream has ended): a
+    /// consumer that batches its output flushes when nothing is ready.
+    pub fn try_recv(&mut self) -> Option<Result<Streamed, ClientError>> {
+        while self.batch.is_empty() {
+            self.batch.extend(self.items.try_recv().ok()?);
+        }
+        self.batch.pop_front()
     }
 }
 
@@ -138,7 +154,14 @@ impl futures_core::Stream for Subscription {
     type Item = Result<Streamed, ClientError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.items.poll_recv(cx)
+        while self.batch.is_empty() {
+            match self.items.poll_recv(cx) {
+                Poll::Ready(Some(batch)) => self.batch.extend(batch),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(self.batch.pop_front())
     }
 }
 
@@ -178,10 +201,14 @@ impl Client {
         let task = tokio::spawn(async move {
             if let Err(error) = feed.run().await {
                 // The consumer may be gone already; then nobody is left to tell.
-                let _ = sender.send(Err(error)).await;
+                let _ = sender.send(vec![Err(error)]).await;
             }
         });
-        Subscription { items, task }
+        Subscription {
+            items,
+            batch: std::collections::VecDeque::new(),
+            task,
+        }
     }
 }
 
@@ -378,7 +405,7 @@ struct Feed {
     client: Client,
     from: StreamFrom,
     filter: StreamFilter,
-    items: mpsc::Sender<Item>,
+    items: mpsc::Sender<Vec<Item>>,
     state: StreamState,
     nodes: Nodes,
     /// From the latest `Hello` on the stream's own connection.
@@ -394,7 +421,7 @@ impl Feed {
         client: Client,
         from: StreamFrom,
         filter: StreamFilter,
-        items: mpsc::Sender<Item>,
+        items: mpsc::Sender<Vec<Item>>,
     ) -> Feed {
         let options = client.options();
         let connect_timeout = options
@@ -577,9 +604,9 @@ impl Feed {
                 Err(e) => return Ok((Retry::Violation, e)),
             };
             self.frames_absorbed += 1;
-            for item in items {
+            if !items.is_empty() {
                 self.items
-                    .send(Ok(item))
+                    .send(items.into_iter().map(Ok).collect())
                     .await
                     .map_err(|_| Stop::ConsumerGone)?;
             }

@@ -23,7 +23,8 @@
 //! JSON; amounts and balances are decimals in the ledger's scale. A refused transfer moved
 //! nothing: its `amount` is zero and its balances are `null`.
 //!
-//! Output is flushed after every line, so a pipe sees each change at once; a reader that
+//! Output is flushed whenever no change is ready, so a pipe sees each change as soon as the
+//! stream goes quiet (and a busy stream costs no write per line); a reader that
 //! closes the pipe ends the command quietly with exit code 0 (at the next line written:
 //! while the stream is idle nothing notices).
 //!
@@ -33,14 +34,13 @@
 use std::io::Write;
 use std::time::{Duration, UNIX_EPOCH};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tally_client::{
-    AccountFlags, AccountId, Balances, Change, ChangeBody, LedgerId, NewAccount, NewTransfer,
-    Position, StreamFilter, StreamFrom, Streamed, Timestamp, TransferChange, TransferFlags,
-    TransferKind, TransferResult,
+    AccountFlags, AccountId, Balances, Change, ChangeBody, LedgerId, NewTransfer, Position,
+    StreamFilter, StreamFrom, Streamed, Timestamp, TransferFlags, TransferKind, TransferResult,
 };
 
-use super::{balances_json, format_minor, format_signed, parse_id, Connection};
+use super::{format_minor, format_signed, net_posted, parse_id, Connection};
 
 /// `tally subscribe`
 #[derive(clap::Args)]
@@ -116,24 +116,40 @@ pub async fn run(args: SubscribeArgs) -> Result<(), String> {
         codes: args.codes.clone(),
     };
     let mut subscription = client.subscribe(args.from.clone(), filter);
-    while let Some(item) = subscription.recv().await {
+    // Lines are written through a buffer, flushed whenever no change is ready: a pipe sees
+    // each change as soon as the stream goes quiet, without a write per line under load.
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
+    let mut line = Vec::new();
+    loop {
+        let item = match subscription.try_recv() {
+            Some(item) => item,
+            None => {
+                if let Err(e) = out.flush() {
+                    return write_failed(e);
+                }
+                match subscription.recv().await {
+                    Some(item) => item,
+                    None => break,
+                }
+            }
+        };
         match item.map_err(|e| format!("subscribe: {e}"))? {
             Streamed::Change(change) => {
-                let line = if args.connection.json {
-                    change_json(&change).to_string()
+                line.clear();
+                if args.connection.json {
+                    write_change_json(&change, &mut line);
                 } else {
-                    change_line(&change)
-                };
-                let mut stdout = std::io::stdout().lock();
-                let written = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
-                match written {
-                    Ok(()) => {}
-                    // The reader has what it wanted (`| head`): stop without complaint.
-                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-                    Err(e) => return Err(format!("cannot write to stdout: {e}")),
+                    line.extend_from_slice(change_line(&change).as_bytes());
+                }
+                line.push(b'\n');
+                if let Err(e) = out.write_all(&line) {
+                    return write_failed(e);
                 }
             }
             Streamed::CaughtUp(positions) => {
+                if let Err(e) = out.flush() {
+                    return write_failed(e);
+                }
                 if !args.follow {
                     return Ok(());
                 }
@@ -145,6 +161,16 @@ pub async fn run(args: SubscribeArgs) -> Result<(), String> {
         }
     }
     Err("subscribe: the change stream stopped without saying why".to_owned())
+}
+
+/// A failed write to stdout: a reader that closed the pipe (`| head`) has what it wanted,
+/// so that ends the command quietly.
+fn write_failed(e: std::io::Error) -> Result<(), String> {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        Ok(())
+    } else {
+        Err(format!("cannot write to stdout: {e}"))
+    }
 }
 
 /// RFC 3339 in UTC with nanoseconds (`2026-12-01T10:00:00.000000000Z`).
@@ -220,84 +246,193 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// One change as one JSON object (see the module documentation for the fields).
+#[cfg(test)]
 pub fn change_json(change: &Change) -> Value {
-    let (result, result_code) = result_of(change);
-    let mut object = json!({
-        "position": change.position.to_string(),
-        "partition": change.position.partition.0,
-        "index": change.position.index,
-        "event": change.position.event,
-        "timestamp": change.timestamp.0,
-        "time": rfc3339(change.timestamp),
-        "kind": kind_name(change),
-        "result": result,
-        "result_code": result_code,
-    });
-    let details = match &change.body {
-        ChangeBody::Ledger { ledger, .. } => json!({
-            "id": ledger.id.0,
-            "scale": ledger.scale,
-            "code": ledger.code,
-        }),
-        ChangeBody::Account { account, .. } => account_json(account),
-        ChangeBody::Transfer(transfer) => transfer_json(transfer),
-    };
-    if let (Value::Object(object), Value::Object(details)) = (&mut object, details) {
-        object.extend(details);
+    serde_json::to_value(ChangeJson::of(change)).expect("a change serializes")
+}
+
+/// One change as one JSON line, appended to `out`: what `--json` prints.
+fn write_change_json(change: &Change, out: &mut Vec<u8>) {
+    serde_json::to_writer(&mut *out, &ChangeJson::of(change)).expect("a change serializes");
+}
+
+/// `--json`'s object for one change. Fields are in alphabetical order (as the output has
+/// them); those of other kinds of change are left out (`None`), and a present field without
+/// a value is `null` (`Some(None)`).
+#[derive(serde::Serialize)]
+struct ChangeJson {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    amount: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    asked: Option<Option<AskedJson>>,
+    code: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credit_account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credit_balances: Option<Option<BalancesJson>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    debit_account: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    debit_balances: Option<Option<BalancesJson>>,
+    event: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flag_bits: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flags: Option<Vec<&'static str>>,
+    /// A ledger's id is a number; accounts' and transfers' are strings.
+    id: Value,
+    index: u64,
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ledger: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<Option<String>>,
+    partition: u32,
+    position: String,
+    result: &'static str,
+    result_code: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scale: Option<u8>,
+    time: String,
+    timestamp: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transfer_kind: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_data_128: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_data_32: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_data_64: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct BalancesJson {
+    balance: String,
+    credits_pending: String,
+    credits_posted: String,
+    debits_pending: String,
+    debits_posted: String,
+}
+
+impl BalancesJson {
+    fn of(b: &Balances, scale: u8) -> BalancesJson {
+        BalancesJson {
+            balance: net_posted(b, scale),
+            credits_pending: format_minor(b.credits_pending, scale),
+            credits_posted: format_minor(b.credits_posted, scale),
+            debits_pending: format_minor(b.debits_pending, scale),
+            debits_posted: format_minor(b.debits_posted, scale),
+        }
     }
-    object
 }
 
-fn account_json(account: &NewAccount) -> Value {
-    json!({
-        "id": account.id.0.to_string(),
-        "ledger": account.ledger.0,
-        "code": account.code,
-        "flags": account_flag_names(account.flags),
-        "flag_bits": account.flags.0,
-        "limit": account.limit.map(|l| l.to_string()),
-        "user_data_128": account.user_data_128.to_string(),
-        "user_data_64": account.user_data_64.to_string(),
-        "user_data_32": account.user_data_32,
-    })
+#[derive(serde::Serialize)]
+struct AskedJson {
+    amount: String,
+    code: u16,
+    credit_account: String,
+    debit_account: String,
+    flag_bits: u16,
+    flags: Vec<&'static str>,
+    id: String,
+    ledger: u32,
+    memo_hex: String,
+    pending_id: String,
+    refund_of: String,
+    timeout_s: u32,
+    user_data_128: String,
+    user_data_32: u32,
+    user_data_64: String,
 }
 
-fn transfer_json(t: &TransferChange) -> Value {
-    let moved = t.result == TransferResult::Ok;
-    let balances = |b: &Balances| moved.then(|| balances_json(b, t.scale));
-    json!({
-        "id": t.id.0.to_string(),
-        "transfer_kind": t.kind.name(),
-        "ledger": t.ledger.0,
-        "scale": t.scale,
-        "debit_account": t.debit_account.0.to_string(),
-        "credit_account": t.credit_account.0.to_string(),
-        "code": t.code,
-        "amount": format_minor(t.amount, t.scale),
-        "debit_balances": balances(&t.debit_balances),
-        "credit_balances": balances(&t.credit_balances),
-        "asked": t.asked.as_ref().map(asked_json),
-    })
+impl AskedJson {
+    fn of(asked: &NewTransfer) -> AskedJson {
+        AskedJson {
+            amount: asked.amount.to_string(),
+            code: asked.code,
+            credit_account: asked.credit_account.0.to_string(),
+            debit_account: asked.debit_account.0.to_string(),
+            flag_bits: asked.flags.0,
+            flags: transfer_flag_names(asked.flags),
+            id: asked.id.0.to_string(),
+            ledger: asked.ledger.0,
+            memo_hex: hex(&asked.memo),
+            pending_id: asked.pending_id.0.to_string(),
+            refund_of: asked.refund_of.0.to_string(),
+            timeout_s: asked.timeout_s,
+            user_data_128: asked.user_data_128.to_string(),
+            user_data_32: asked.user_data_32,
+            user_data_64: asked.user_data_64.to_string(),
+        }
+    }
 }
 
-fn asked_json(asked: &NewTransfer) -> Value {
-    json!({
-        "id": asked.id.0.to_string(),
-        "debit_account": asked.debit_account.0.to_string(),
-        "credit_account": asked.credit_account.0.to_string(),
-        "amount": asked.amount.to_string(),
-        "ledger": asked.ledger.0,
-        "code": asked.code,
-        "flags": transfer_flag_names(asked.flags),
-        "flag_bits": asked.flags.0,
-        "pending_id": asked.pending_id.0.to_string(),
-        "refund_of": asked.refund_of.0.to_string(),
-        "timeout_s": asked.timeout_s,
-        "user_data_128": asked.user_data_128.to_string(),
-        "user_data_64": asked.user_data_64.to_string(),
-        "user_data_32": asked.user_data_32,
-        "memo_hex": hex(&asked.memo),
-    })
+impl ChangeJson {
+    fn of(change: &Change) -> ChangeJson {
+        let (result, result_code) = result_of(change);
+        let mut out = ChangeJson {
+            amount: None,
+            asked: None,
+            code: 0,
+            credit_account: None,
+            credit_balances: None,
+            debit_account: None,
+            debit_balances: None,
+            event: change.position.event,
+            flag_bits: None,
+            flags: None,
+            id: Value::Null,
+            index: change.position.index,
+            kind: kind_name(change),
+            ledger: None,
+            limit: None,
+            partition: change.position.partition.0,
+            position: change.position.to_string(),
+            result,
+            result_code,
+            scale: None,
+            time: rfc3339(change.timestamp),
+            timestamp: change.timestamp.0,
+            transfer_kind: None,
+            user_data_128: None,
+            user_data_32: None,
+            user_data_64: None,
+        };
+        match &change.body {
+            ChangeBody::Ledger { ledger, .. } => {
+                out.id = Value::from(ledger.id.0);
+                out.scale = Some(ledger.scale);
+                out.code = ledger.code;
+            }
+            ChangeBody::Account { account, .. } => {
+                out.id = Value::from(account.id.0.to_string());
+                out.ledger = Some(account.ledger.0);
+                out.code = account.code;
+                out.flags = Some(account_flag_names(account.flags));
+                out.flag_bits = Some(account.flags.0);
+                out.limit = Some(account.limit.map(|l| l.to_string()));
+                out.user_data_128 = Some(account.user_data_128.to_string());
+                out.user_data_64 = Some(account.user_data_64.to_string());
+                out.user_data_32 = Some(account.user_data_32);
+            }
+            ChangeBody::Transfer(t) => {
+                let moved = t.result == TransferResult::Ok;
+                let balances = |b: &Balances| Some(moved.then(|| BalancesJson::of(b, t.scale)));
+                out.id = Value::from(t.id.0.to_string());
+                out.transfer_kind = Some(t.kind.name());
+                out.ledger = Some(t.ledger.0);
+                out.scale = Some(t.scale);
+                out.debit_account = Some(t.debit_account.0.to_string());
+                out.credit_account = Some(t.credit_account.0.to_string());
+                out.code = t.code;
+                out.amount = Some(format_minor(t.amount, t.scale));
+                out.debit_balances = balances(&t.debit_balances);
+                out.credit_balances = balances(&t.credit_balances);
+                out.asked = Some(t.asked.as_ref().map(AskedJson::of));
+            }
+        }
+        out
+    }
 }
 
 /// One account's balance after a transfer: posted credits minus debits, and the pending
@@ -366,7 +501,9 @@ pub fn change_line(change: &Change) -> String {
 mod tests {
     use super::*;
     use rust_decimal::Decimal;
+    use serde_json::json;
     use tally_client::{AccountResult, NewLedger, PartitionId, TransferId};
+    use tally_client::{NewAccount, TransferChange};
 
     fn at(partition: u32, index: u64, event: u32) -> Position {
         Position {
