@@ -3,8 +3,9 @@
 # default 1M, 10k accounts, batch 8189), each against a fresh `tally start`:
 #   alone    - no subscriber;
 #   follow   - `tally subscribe --follow --json` writing every change to a file;
+#   text     - the same in text lines;
 #   stalled  - a connection that subscribes from the start and never reads.
-# Prints each run's transfers/s, the node's peak RSS, and for `follow` how long after the
+# Prints each run's transfers/s, the node's peak RSS, and for `follow` and `text` how long after the
 # bench ended the subscriber had printed its last change. Run from the project root after
 # `cargo build --release -p tally-server`:
 #   bash scripts/stream-bench.sh [TRANSFERS]
@@ -60,6 +61,8 @@ run() {
   case $mode in
     follow) "$tally" subscribe --follow --json --address "$address" > "$dir/changes" 2>/dev/null &
             pids+=($!) ;;
+    text) "$tally" subscribe --follow --address "$address" > "$dir/changes" 2>/dev/null &
+          pids+=($!) ;;
     stalled) stalled "$address" ;;
   esac
   local start end
@@ -68,7 +71,7 @@ run() {
     --json > "$dir/bench.out" 2> "$dir/bench.err"
   end=$(date +%s.%N)
   local lag=""
-  if [ "$mode" = follow ]; then
+  if [ "$mode" = follow ] || [ "$mode" = text ]; then
     # The subscriber is done when its file stops growing for a second.
     local last=-1 size stable=0
     while [ $stable -lt 5 ]; do
@@ -83,9 +86,9 @@ run() {
   touch "$scratch/stop"
   wait "$sampler"
   local tps
-  tps=$(tail -1 "$dir/bench.out" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(int(j["transfers_per_second"]), "transfers/s, p99", j.get("latency_p99_ms", "?"), "ms")' 2>/dev/null)
+  tps=$(tail -1 "$dir/bench.out" | python3 -c 'import json,sys; j=json.load(sys.stdin); print(int(j["transfers_per_second"]), "transfers/s, p99", j.get("p99_ms", "?"), "ms")' 2>/dev/null)
   printf '%-8s %-40s node peak RSS %5d MB  %s\n' "$mode" "${tps:-bench failed: $(tail -1 "$dir/bench.err")}" $(( $(cat "$dir/peak") / 1024 )) "$lag"
   kill "$node" 2>/dev/null; wait "$node" 2>/dev/null
 }
 
-for mode in alone follow stalled; do run "$mode"; done
+for mode in alone follow text stalled; do run "$mode"; done
