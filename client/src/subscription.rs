@@ -18,7 +18,7 @@
 //!
 //! Resuming: a connection that fails, stays silent for [`STREAM_SILENCE_MAX`] (the node sends
 //! a keepalive about every 2 s while idle), answers with a retryable error code, or ends the
-//! stream (`TooSlow`, `Unreadable`) is replaced, and the new connection
+//! stream (`TooSlow`, `Unreadable`, `Isolated`) is replaced, and the new connection
 //! subscribes again right after the cursor with the same filter. Every node has the same
 //! positions for the same changes, so the task moves on to the next node it knows (the
 //! addresses the nodes report in `Hello`), except after `TooSlow`, which it retries on the

@@ -113,7 +113,7 @@ const CHANGE: &[(&str, u32)] = &[
     ("HoldExpired", 4),
 ];
 
-const STREAM_END: &[(&str, u32)] = &[("TooSlow", 1), ("Unreadable", 2)];
+const STREAM_END: &[(&str, u32)] = &[("TooSlow", 1), ("Unreadable", 2), ("Isolated", 3)];
 
 const OPERATIONS: &[(&str, u16)] = &[
     ("Hello", 1),

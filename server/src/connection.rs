@@ -347,6 +347,7 @@ async fn serve(stream: TcpStream, node: Arc<Node>) {
                                 Box::new(move || state.close.load(Ordering::Relaxed))
                             },
                             behind_bytes_max: node.config.stream_behind_bytes_max,
+                            leaders: node.leaders.clone(),
                         };
                         subscribe(&node, &state, frame.request_id, (from, filter), io, permit);
                         continue;

@@ -571,3 +571,30 @@ async fn the_json_stream_replays_to_the_ledgers_balances() {
         );
     }
 }
+
+/// A node cut off from its peers would stream nothing new: once it has known no leader for
+/// a while it ends its streams `Isolated`, so that consumers move to another node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_a_leader_ends_its_streams_isolated() {
+    let cluster = common::Cluster::start(3, &[]);
+    cluster.leaders_ready().await;
+    let mut raw = Raw::connect(cluster.addresses[0]);
+    let request = raw.send(&SubscribeRequest::new(
+        &StreamFrom::Now,
+        &StreamFilter::default(),
+    ));
+    assert!(next_frame(&mut raw, request).end.is_none());
+    // Its peers stop answering (as when the network cuts it off).
+    cluster.signal(1, "-STOP");
+    cluster.signal(2, "-STOP");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let end = loop {
+        assert!(Instant::now() < deadline, "the stream never ended");
+        if let Some(end) = next_frame(&mut raw, request).end {
+            break end;
+        }
+    };
+    cluster.signal(1, "-CONT");
+    cluster.signal(2, "-CONT");
+    assert_eq!(end.0, StreamEnd::Isolated, "{}", end.1);
+}

@@ -266,6 +266,9 @@ code_enum!(
         TooSlow = 1,
         /// The node's change log could not be read. Resume on another node.
         Unreadable = 2,
+        /// The node has known no leader of some partition for a while: it may be cut off
+        /// from its peers, and would stream nothing new. Resume on another node.
+        Isolated = 3,
     }
 );
 

@@ -8,12 +8,15 @@
 //! full while [`BEHIND_BYTES_MAX`] bytes (by default) of changes commit, or for [`STALL_TIMEOUT`], gets an
 //! end `TooSlow` with the position to resume from, after everything already queued.
 //!
+//! A node that knows no leader of some partition for [`ISOLATED_AFTER`] may be cut off from
+//! its peers: its streams end `Isolated`, so that consumers resume on another node.
+//!
 //! Frames carry the positions the stream stands at (past every change it read, those the
 //! filter left out too), so a consumer resuming after them skips nothing and re-reads
 //! nothing. Idle streams send such a frame every [`KEEPALIVE`].
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,6 +48,10 @@ pub const BEHIND_BYTES_MAX: u64 = 64 << 20;
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often an idle stream says where it stands.
 pub const KEEPALIVE: Duration = Duration::from_secs(2);
+/// How long a node may know no leader of a partition before its streams end `Isolated`
+/// (it may be cut off from its peers, and would stream nothing new; elections take well
+/// under this).
+pub const ISOLATED_AFTER: Duration = Duration::from_secs(5);
 
 /// What a stream needs of its connection.
 pub struct StreamIo {
@@ -59,6 +66,8 @@ pub struct StreamIo {
     /// Bytes of changes that may commit while the queue stays full ([`BEHIND_BYTES_MAX`]
     /// by default).
     pub behind_bytes_max: u64,
+    /// The leader of each partition as this node sees it (0: none known).
+    pub leaders: Arc<Vec<AtomicU64>>,
 }
 
 /// One partition's part of a stream.
@@ -116,9 +125,29 @@ pub async fn serve(
     };
     let mut last_sent = Instant::now();
     let mut said_caught_up = false;
+    let mut leaderless: Option<(usize, Instant)> = None;
     loop {
         if (io.closed)() {
             return;
+        }
+        match io
+            .leaders
+            .iter()
+            .position(|l| l.load(Ordering::Relaxed) == 0)
+        {
+            None => leaderless = None,
+            Some(p) => {
+                let (_, since) = *leaderless.get_or_insert((p, Instant::now()));
+                if since.elapsed() >= ISOLATED_AFTER {
+                    let message = format!(
+                        "this node has known no leader of partition {p} for {} s: it may be \
+                         cut off from its peers; resume on another node",
+                        since.elapsed().as_secs()
+                    );
+                    end(&io, request_id, &parts, StreamEnd::Isolated, &message);
+                    return;
+                }
+            }
         }
         // Wait while the consumer has not read what is queued.
         let buffer_max = STREAM_BUFFER_MAX.min(io.behind_bytes_max as usize);
