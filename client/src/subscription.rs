@@ -46,6 +46,7 @@
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -117,6 +118,8 @@ type Item = Result<Streamed, ClientError>;
 /// Dropping it stops the stream's task and closes its connection.
 pub struct Subscription {
     items: mpsc::Receiver<Vec<Item>>,
+    /// Where the task's cursor stood after the last batch it queued.
+    positions: Arc<Mutex<Vec<Position>>>,
     /// The rest of the batch being read.
     batch: std::collections::VecDeque<Item>,
     task: JoinHandle<()>,
@@ -138,6 +141,18 @@ impl Subscription {
             self.batch.extend(self.items.recv().await?);
         }
         self.batch.pop_front()
+    }
+
+    /// Where the stream stands, per partition: past every change queued for this
+    /// subscription (those the filter left out too), as the frames said. Once
+    /// [`Subscription::try_recv`] has found nothing ready, every change up to these
+    /// positions has been received: a consumer waiting for the stream to reach a log index
+    /// (say, the one a write was applied at) compares it with these.
+    pub fn positions(&self) -> Vec<Position> {
+        self.positions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The next item if one is ready now (`None` if none is, or the stream has ended): a
@@ -197,7 +212,14 @@ impl Client {
     /// clone of this client.
     pub fn subscribe(&self, from: StreamFrom, filter: StreamFilter) -> Subscription {
         let (sender, items) = mpsc::channel(SUBSCRIPTION_QUEUE_MAX);
-        let feed = Feed::new(self.clone(), from, filter, sender.clone());
+        let positions = Arc::new(Mutex::new(Cursor::new(&from).positions()));
+        let feed = Feed::new(
+            self.clone(),
+            from,
+            filter,
+            sender.clone(),
+            positions.clone(),
+        );
         let task = tokio::spawn(async move {
             if let Err(error) = feed.run().await {
                 // The consumer may be gone already; then nobody is left to tell.
@@ -206,6 +228,7 @@ impl Client {
         });
         Subscription {
             items,
+            positions,
             batch: std::collections::VecDeque::new(),
             task,
         }
@@ -414,6 +437,8 @@ struct Feed {
     frames_absorbed: u64,
     /// Bounds the connect and `Hello` steps, as the client's router does.
     connect_timeout: Duration,
+    /// The cursor as of the last batch handed to the consumer ([`Subscription::positions`]).
+    shared: Arc<Mutex<Vec<Position>>>,
 }
 
 impl Feed {
@@ -422,6 +447,7 @@ impl Feed {
         from: StreamFrom,
         filter: StreamFilter,
         items: mpsc::Sender<Vec<Item>>,
+        shared: Arc<Mutex<Vec<Position>>>,
     ) -> Feed {
         let options = client.options();
         let connect_timeout = options
@@ -438,6 +464,7 @@ impl Feed {
             items,
             nodes: Nodes::default(),
             partition_count: 0,
+            shared,
             frames_absorbed: 0,
             connect_timeout,
         }
@@ -610,6 +637,7 @@ impl Feed {
                     .await
                     .map_err(|_| Stop::ConsumerGone)?;
             }
+            *self.shared.lock().unwrap_or_else(|e| e.into_inner()) = self.state.cursor.positions();
             if let Some((reason, message)) = typed.end {
                 let retry = match reason {
                     StreamEnd::TooSlow => Retry::Here,

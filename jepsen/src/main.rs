@@ -19,6 +19,7 @@ mod disk;
 mod history;
 mod nemesis;
 mod report;
+mod stream;
 mod workload;
 
 use std::path::{Path, PathBuf};
@@ -410,6 +411,8 @@ async fn run_test(args: TestArgs) -> Result<ExitCode, Unmade> {
         "tally-jepsen: {nodes} nodes started; setting up the {} workload",
         args.workload
     );
+    // A change stream read through the whole run, from node 1 first.
+    let consumer = stream::Consumer::start(addresses[0].clone());
 
     let recorder = Arc::new(Recorder::new());
     let workload = Arc::new(Workload::new(
@@ -492,6 +495,17 @@ async fn run_test(args: TestArgs) -> Result<ExitCode, Unmade> {
     heal(&cluster, &kinds, nodes)?;
     converge(&addresses[..nodes], nodes, args.partitions).await;
     let collected = workload.collect(nodes).await;
+    let streamed = match &collected {
+        Ok(end) => {
+            let mut applied = std::collections::BTreeMap::new();
+            for r in &end.replicas {
+                let at = applied.entry(r.partition).or_insert(0);
+                *at = r.applied.max(*at);
+            }
+            Some(consumer.finish(&applied).await)
+        }
+        Err(_) => None,
+    };
     let ops = recorder.ops();
     history::write_history(&out.join("history.jsonl"), &ops)
         .map_err(|e| format!("history.jsonl: {e}"))?;
@@ -499,7 +513,16 @@ async fn run_test(args: TestArgs) -> Result<ExitCode, Unmade> {
     let checks = match collected {
         Ok(end) => {
             write_json(&out.join("final.json"), &end)?;
-            checks::check_all(&run.workload, &ops, &end)
+            let mut checks = checks::check_all(&run.workload, &ops, &end);
+            checks.push(match streamed {
+                Some(Ok(changes)) => {
+                    write_stream(&out.join("stream.jsonl"), &changes)?;
+                    checks::stream::check(&changes, &end)
+                }
+                Some(Err(e)) => checks::stream::failed(&e),
+                None => checks::stream::failed("the read-back failed"),
+            });
+            checks
         }
         // Every fault was healed and every node runs: a cluster that still cannot answer
         // has lost availability for good, which is a failure, not a run that went wrong.
@@ -560,6 +583,15 @@ fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), Unmade>
     let text =
         serde_json::to_string_pretty(value).map_err(|e| format!("{}: {e}", path.display()))?;
     std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()).into())
+}
+
+fn write_stream(path: &Path, changes: &[stream::StreamChange]) -> Result<(), Unmade> {
+    let mut text = String::new();
+    for change in changes {
+        text.push_str(&serde_json::to_string(change).map_err(|e| format!("{e}"))?);
+        text.push('\n');
+    }
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()).into())
 }
 
 fn write_events(path: &Path, events: &[Event]) -> Result<(), Unmade> {
@@ -655,7 +687,18 @@ fn recheck(dir: &Path) -> Result<ExitCode, Unmade> {
             );
         }
     }
-    let checks = checks::check_all(&run.workload, &ops, &end);
+    let mut checks = checks::check_all(&run.workload, &ops, &end);
+    // Runs made before the stream consumer have no stream.jsonl.
+    if let Ok(text) = std::fs::read_to_string(dir.join("stream.jsonl")) {
+        let mut changes = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            changes.push(
+                serde_json::from_str(line)
+                    .map_err(|e| format!("stream.jsonl line {}: {e}", n + 1))?,
+            );
+        }
+        checks.push(checks::stream::check(&changes, &end));
+    }
     finish(dir, &run, &ops, &events, checks)
 }
 

@@ -25,11 +25,15 @@
 //!   refunded, which never exceeds its amount.
 //! - `queries`: each account's 24-hour flows and hourly series equal a brute-force
 //!   computation from the transfers the cluster holds.
+//! - `stream`: a change stream read through the whole run (`stream.rs` of the harness)
+//!   carried each transfer the cluster holds once, with its result, in commit order per
+//!   partition, with the balances right after each, and replays to the final balances.
 //! - `read-back` (only when it fails): after every fault was healed, the cluster did not
 //!   answer at all.
 
 pub mod linear;
 pub mod self_test;
+pub mod stream;
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{linear, Check};
 use crate::history::{Final, FinalQueries, FinalReplica, FinalTransfer, Kind, Op, F};
+use crate::stream::StreamChange;
 
 /// One checker's self-test on one seed.
 #[derive(Clone, Debug)]
@@ -51,6 +52,7 @@ pub const CHECKERS: &[&str] = &[
     "holds",
     "refunds",
     "queries",
+    "stream",
 ];
 
 /// Runs every checker's self-test on `seeds`.
@@ -66,6 +68,9 @@ pub fn run(seeds: impl IntoIterator<Item = u64> + Clone) -> Vec<Outcome> {
 
 fn one(checker: &'static str, seed: u64) -> Outcome {
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5e1f_7e57);
+    if checker == "stream" {
+        return stream_outcome(seed, &mut rng);
+    }
     let (good_ops, good_end) = match checker {
         "holds" => holds_history(&mut rng),
         "refunds" => refunds_history(&mut rng),
@@ -81,6 +86,66 @@ fn one(checker: &'static str, seed: u64) -> Outcome {
         defect,
         good: judge(checker, &good_ops, &good_end).valid,
         bad: judge(checker, &ops, &end).valid,
+    }
+}
+
+/// The stream a correct cluster would give for `end`: its transfers in timestamp order on
+/// one partition, each with the balances a replay gives right after it.
+fn stream_of(end: &Final) -> Vec<StreamChange> {
+    let mut held: Vec<(&String, &FinalTransfer)> = end.transfers.iter().collect();
+    held.sort_by_key(|(_, t)| t.timestamp);
+    let mut balances: BTreeMap<u64, [u64; 4]> = BTreeMap::new();
+    held.iter()
+        .enumerate()
+        .map(|(n, (id, t))| {
+            let ok = t.result == "Ok";
+            let (mut from_after, mut to_after) = ([0; 4], [0; 4]);
+            if ok {
+                balances.entry(t.from).or_default()[0] += t.amount;
+                balances.entry(t.to).or_default()[1] += t.amount;
+                from_after = balances[&t.from];
+                to_after = balances[&t.to];
+            }
+            StreamChange {
+                partition: 0,
+                index: n as u64 + 1,
+                event: 0,
+                id: (*id).clone(),
+                result: t.result.clone(),
+                kind: t.kind.clone(),
+                pending_id: "0".into(),
+                from: t.from,
+                to: t.to,
+                amount: if ok { t.amount } else { 0 },
+                from_after,
+                to_after,
+            }
+        })
+        .collect()
+}
+
+/// The stream checker on a right stream, and on one with a change lost or repeated.
+fn stream_outcome(seed: u64, rng: &mut ChaCha8Rng) -> Outcome {
+    let (_, end) = bank_history(rng);
+    let good = stream_of(&end);
+    let mut bad = good.clone();
+    let n = rng.gen_range(0..bad.len());
+    let defect = if rng.gen_bool(0.5) {
+        let lost = bad.remove(n);
+        format!("transfer {} lost from the stream", lost.id)
+    } else {
+        let mut again = bad[n].clone();
+        again.index = bad.len() as u64 + 1;
+        let id = again.id.clone();
+        bad.push(again);
+        format!("transfer {id} streamed twice")
+    };
+    Outcome {
+        checker: "stream",
+        seed,
+        defect,
+        good: super::stream::check(&good, &end).valid,
+        bad: super::stream::check(&bad, &end).valid,
     }
 }
 
