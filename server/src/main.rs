@@ -39,8 +39,34 @@ enum Command {
         #[arg(long, default_value = "tally-data")]
         data: PathBuf,
     },
+    /// Serve credits, a shop, rewards and transfers over HTTP (JSON, OpenAPI at
+    /// /openapi.json) on a cluster: `tally gateway --tally ADDR --listen ADDR --config FILE`.
+    Gateway(GatewayArgs),
     #[command(flatten)]
     Operator(cli::Command),
+}
+
+/// Flags of `tally gateway`.
+#[derive(clap::Args)]
+struct GatewayArgs {
+    /// A node of the cluster (repeat the flag or give a comma-separated list).
+    #[arg(long, required = true, value_delimiter = ',')]
+    tally: Vec<String>,
+    /// Where to serve HTTP.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// The services, games, catalog and limits (docs/gateway.md).
+    #[arg(long)]
+    config: PathBuf,
+}
+
+fn run_gateway(args: GatewayArgs) -> Result<(), String> {
+    let text = std::fs::read_to_string(&args.config)
+        .map_err(|e| format!("{}: {e}", args.config.display()))?;
+    let config = tally_gateway::GatewayConfig::parse(&text)
+        .map_err(|e| format!("{}: {e}", args.config.display()))?;
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    runtime.block_on(tally_gateway::serve(config, &args.tally, args.listen))
 }
 
 /// Flags of `tally start`; each overrides the config file's value.
@@ -126,6 +152,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo { data } => demo::run(&data),
         Command::Operator(command) => cli::run(command),
+        Command::Gateway(args) => run_gateway(args),
         Command::Start(args) => {
             let format = args.log_format;
             node_config(args).and_then(|config| run_node(config, format))
