@@ -172,6 +172,7 @@ pub async fn serve(
                     tokio::time::timeout(Duration::from_millis(200), io.drained.notified()).await;
             }
         }
+        let stood: Vec<(u64, u32)> = parts.iter().map(|p| p.at).collect();
         if let Err(error) = fill(&mut parts).await {
             tracing::warn!(%error, "a change stream cannot read the change log");
             end(
@@ -194,6 +195,11 @@ pub async fn serve(
             send_frame(&io, request_id, &frame, &body);
             last_sent = Instant::now();
             said_caught_up = caught_up;
+        }
+        let advanced = parts.iter().map(|p| p.at).ne(stood.iter().copied());
+        if !caught_up && changes == 0 && !advanced {
+            // Behind, yet nothing could be read: a record is still being written. Do not spin.
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         if caught_up {
             // Wait for any partition to move (checked again once the wait is registered, so
