@@ -587,6 +587,41 @@ fn transfers_and_their_flows_and_series_and_the_openapi_document() {
         String::from_utf8_lossy(&checked.stdout),
         String::from_utf8_lossy(&checked.stderr)
     );
+    // A client generated from the document calls the gateway (PyPI's openapi-python-client;
+    // .ci/run installs it).
+    let generated = _dir.path().join("generated");
+    let made = Command::new("openapi-python-client")
+        .args(["generate", "--path"])
+        .arg(&file)
+        .arg("--output-path")
+        .arg(&generated)
+        .output()
+        .expect("openapi-python-client (pip install openapi-python-client)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let script = r#"
+import sys
+from tally_gateway_client import AuthenticatedClient
+from tally_gateway_client.api.credits_ import credits_add, credits_balance
+from tally_gateway_client.models import CreditsRequest
+client = AuthenticatedClient(base_url=sys.argv[1], token=sys.argv[2])
+answer = credits_add.sync(1, "zoe", client=client, body=CreditsRequest(amount="3.50"), idempotency_key="generated-1")
+print(answer.after.balance, credits_balance.sync(1, "zoe", client=client).balance)
+"#;
+    let called = Command::new("python3")
+        .args(["-c", script, &gw.base, TOKEN])
+        .env("PYTHONPATH", &generated)
+        .output()
+        .expect("python3");
+    assert_eq!(
+        String::from_utf8_lossy(&called.stdout).trim(),
+        "3.50 3.50",
+        "{}",
+        String::from_utf8_lossy(&called.stderr)
+    );
 }
 
 #[test]
