@@ -1,7 +1,8 @@
 //! A replica's checkpoints: when one is due its snapshot is taken on the applying thread and
-//! an index flush started (the change log is fsynced first, on the checkpoint's thread); once the index files cover it, it is written on a thread of its
-//! own; a written one releases the transfer run files no kept checkpoint needs. When they
-//! are due: the parent module's documentation.
+//! an index flush started; once the index files cover it, it is written on a thread of its
+//! own, after an fsync of the change log (so the change log covers every checkpoint); a
+//! written one releases the transfer run files no kept checkpoint needs. When they are due:
+//! the parent module's documentation.
 
 use tally_engine::checkpoint;
 use tally_engine::transfer_runs::TransferRuns;
