@@ -122,6 +122,50 @@ impl AppState {
     }
 }
 
+/// A JSON body; one that does not parse is `400 invalid_request` in the gateway's error
+/// format (axum's own rejection is plain text).
+pub struct Body<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Body<T>, ApiError> {
+        axum::Json::<T>::from_request(request, state)
+            .await
+            .map(|axum::Json(value)| Body(value))
+            .map_err(|e| ApiError::invalid(e.body_text()))
+    }
+}
+
+/// Path parameters; a malformed one (a game that is not a number) is `400
+/// invalid_request`.
+pub struct Params<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Params<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Params<T>, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| Params(value))
+            .map_err(|e| ApiError::invalid(e.body_text()))
+    }
+}
+
+/// Query parameters; malformed ones are `400 invalid_request`.
+pub struct QueryParams<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<QueryParams<T>, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(value)| QueryParams(value))
+            .map_err(|e| ApiError::invalid(e.body_text()))
+    }
+}
+
 /// An account of `ledger` (no overdraft if `guarded`).
 pub fn account(id: u128, ledger: u32, guarded: bool) -> NewAccount {
     NewAccount {

@@ -4,15 +4,15 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use tally_client::{to_decimal, AccountId, Direction, HistoryQuery, TransferFlags, TransferKind};
+use tally_client::{to_decimal, AccountId, Direction, HistoryQuery, TransferKind};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::app::{
-    account, amount, check_name, plain, settle, AppState, BalanceView, Caller, IdempotencyKey,
-    WriteAnswer,
+    account, amount, check_name, plain, settle, AppState, BalanceView, Body, Caller,
+    IdempotencyKey, Params, QueryParams, WriteAnswer,
 };
 use crate::config::Game;
 use crate::error::{ApiError, ErrorBody};
@@ -75,20 +75,45 @@ pub async fn add(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     IdempotencyKey(key): IdempotencyKey,
-    Path((game, player)): Path<(u32, String)>,
-    Json(body): Json<CreditsRequest>,
+    Params((game, player)): Params<(u32, String)>,
+    Body(body): Body<CreditsRequest>,
 ) -> Result<Json<WriteAnswer>, ApiError> {
-    let game = caller.game(&state, game)?;
+    move_credits(&state, &caller, &key, (game, &player), &body, Move::Add).await
+}
+
+/// Which way [`move_credits`] moves them.
+enum Move {
+    /// From the game's issuer to the player.
+    Add,
+    /// From the player to the game's revenue.
+    Spend,
+}
+
+/// Adds or spends credits: the one transfer of the request `key`, beside its debit account.
+async fn move_credits(
+    state: &AppState,
+    caller: &Caller,
+    key: &str,
+    (game, player): (u32, &str),
+    body: &CreditsRequest,
+    how: Move,
+) -> Result<Json<WriteAnswer>, ApiError> {
+    let game = caller.game(state, game)?;
     let value = amount("amount", &body.amount)?;
-    let w = wallet(&state, game, &player).await?;
-    let id = state.ids.transfer(&caller.0.name, &key, "0", w.issuer);
+    let w = wallet(state, game, player).await?;
+    let (from, to) = match how {
+        Move::Add => (w.issuer, w.wallet),
+        Move::Spend => (w.wallet, w.revenue),
+    };
+    let id = state.ids.transfer(&caller.0.name, key, "0", from);
     let outcome = state
-        .transfer(plain(id, w.issuer, w.wallet, value, game.credits_ledger))
+        .transfer(plain(id, from, to, value, game.credits_ledger))
         .await?;
+    let player_debited = matches!(how, Move::Spend);
     Ok(Json(WriteAnswer::of(
         id,
         &outcome,
-        false,
+        player_debited,
         game.credits_scale,
     )))
 }
@@ -104,22 +129,10 @@ pub async fn spend(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     IdempotencyKey(key): IdempotencyKey,
-    Path((game, player)): Path<(u32, String)>,
-    Json(body): Json<CreditsRequest>,
+    Params((game, player)): Params<(u32, String)>,
+    Body(body): Body<CreditsRequest>,
 ) -> Result<Json<WriteAnswer>, ApiError> {
-    let game = caller.game(&state, game)?;
-    let value = amount("amount", &body.amount)?;
-    let w = wallet(&state, game, &player).await?;
-    let id = state.ids.transfer(&caller.0.name, &key, "0", w.wallet);
-    let outcome = state
-        .transfer(plain(id, w.wallet, w.revenue, value, game.credits_ledger))
-        .await?;
-    Ok(Json(WriteAnswer::of(
-        id,
-        &outcome,
-        true,
-        game.credits_scale,
-    )))
+    move_credits(&state, &caller, &key, (game, &player), &body, Move::Spend).await
 }
 
 /// Gives back (part of) a spend; all refunds of one spend add up to at most the spend
@@ -134,8 +147,8 @@ pub async fn refund(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     IdempotencyKey(key): IdempotencyKey,
-    Path((game, player)): Path<(u32, String)>,
-    Json(body): Json<RefundRequest>,
+    Params((game, player)): Params<(u32, String)>,
+    Body(body): Body<RefundRequest>,
 ) -> Result<Json<WriteAnswer>, ApiError> {
     let game = caller.game(&state, game)?;
     check_name("spend_key", &body.spend_key)?;
@@ -162,7 +175,7 @@ pub async fn refund(
 pub async fn balance(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path((game, player)): Path<(u32, String)>,
+    Params((game, player)): Params<(u32, String)>,
 ) -> Result<Json<BalanceView>, ApiError> {
     let game = caller.game(&state, game)?;
     check_name("player", &player)?;
@@ -225,8 +238,8 @@ pub struct HistoryView {
 pub async fn history(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path((game, player)): Path<(u32, String)>,
-    Query(params): Query<HistoryParams>,
+    Params((game, player)): Params<(u32, String)>,
+    QueryParams(params): QueryParams<HistoryParams>,
 ) -> Result<Json<HistoryView>, ApiError> {
     let game = caller.game(&state, game)?;
     check_name("player", &player)?;
@@ -267,6 +280,3 @@ pub async fn history(
 fn kind_name(kind: TransferKind) -> String {
     crate::error::snake_case(kind.name())
 }
-
-/// The flags of a hold.
-pub const PENDING: u16 = TransferFlags::PENDING;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -12,8 +12,8 @@ use tally_client::TransferFlags;
 use utoipa::ToSchema;
 
 use crate::app::{
-    account, amount, check_name, plain, settle, AppState, BalanceView, Caller, IdempotencyKey,
-    WriteAnswer,
+    account, amount, check_name, plain, settle, AppState, BalanceView, Body, Caller,
+    IdempotencyKey, Params, WriteAnswer,
 };
 use crate::config::Game;
 use crate::credits::account_balance;
@@ -110,8 +110,8 @@ pub async fn earn(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     IdempotencyKey(key): IdempotencyKey,
-    Path((game, player)): Path<(u32, String)>,
-    Json(body): Json<EarnRequest>,
+    Params((game, player)): Params<(u32, String)>,
+    Body(body): Body<EarnRequest>,
 ) -> Result<Json<WriteAnswer>, ApiError> {
     let game = caller.game(&state, game)?;
     let value = whole(&body.points)?;
@@ -134,8 +134,8 @@ pub async fn reserve(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     IdempotencyKey(key): IdempotencyKey,
-    Path((game, player)): Path<(u32, String)>,
-    Json(body): Json<ReserveRequest>,
+    Params((game, player)): Params<(u32, String)>,
+    Body(body): Body<ReserveRequest>,
 ) -> Result<Json<Reservation>, ApiError> {
     let game = caller.game(&state, game)?;
     let value = whole(&body.points)?;
@@ -195,7 +195,7 @@ async fn settle_reservation(
 pub async fn complete(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path((game, player, reservation)): Path<(u32, String, String)>,
+    Params((game, player, reservation)): Params<(u32, String, String)>,
 ) -> Result<Json<WriteAnswer>, ApiError> {
     settle_reservation(&state, &caller, game, &player, &reservation, true).await
 }
@@ -210,7 +210,7 @@ pub async fn complete(
 pub async fn release(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path((game, player, reservation)): Path<(u32, String, String)>,
+    Params((game, player, reservation)): Params<(u32, String, String)>,
 ) -> Result<Json<WriteAnswer>, ApiError> {
     settle_reservation(&state, &caller, game, &player, &reservation, false).await
 }
@@ -223,7 +223,7 @@ pub async fn release(
 pub async fn balance(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path((game, player)): Path<(u32, String)>,
+    Params((game, player)): Params<(u32, String)>,
 ) -> Result<Json<BalanceView>, ApiError> {
     let game = caller.game(&state, game)?;
     check_name("player", &player)?;
@@ -305,7 +305,7 @@ impl futures_core::Stream for Notifications {
 pub async fn events(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path((game, player)): Path<(u32, String)>,
+    Params((game, player)): Params<(u32, String)>,
 ) -> Result<
     axum::response::sse::Sse<
         impl futures_core::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>,

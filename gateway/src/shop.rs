@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -19,7 +19,9 @@ use tally_client::{
 };
 use utoipa::ToSchema;
 
-use crate::app::{account, check_name, plain, settle, AppState, Caller, IdempotencyKey};
+use crate::app::{
+    account, check_name, plain, settle, AppState, Body, Caller, IdempotencyKey, Params,
+};
 use crate::config::Game;
 use crate::credits::{wallet, Wallet};
 use crate::error::{ApiError, ErrorBody};
@@ -125,7 +127,17 @@ fn priced(game: &Game, lines: &[Line]) -> Result<Decimal, ApiError> {
                 "each item once, with a quantity of at least 1",
             ));
         }
-        total += item.price * Decimal::from(line.quantity);
+        total = item
+            .price
+            .checked_mul(Decimal::from(line.quantity))
+            .and_then(|cost| total.checked_add(cost))
+            .ok_or_else(|| {
+                ApiError::new(
+                    axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                    "amount_overflow",
+                    "the purchase costs more than an amount can hold",
+                )
+            })?;
     }
     Ok(total)
 }
@@ -185,8 +197,8 @@ pub async fn purchase(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     IdempotencyKey(order): IdempotencyKey,
-    Path((game, player)): Path<(u32, String)>,
-    Json(body): Json<LinesRequest>,
+    Params((game, player)): Params<(u32, String)>,
+    Body(body): Body<LinesRequest>,
 ) -> Result<Json<OrderView>, ApiError> {
     let game = caller.game(&state, game)?;
     let total = priced(game, &body.items)?;
@@ -326,7 +338,7 @@ async fn finish(
 pub async fn complete(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path((game, player, order)): Path<(u32, String, String)>,
+    Params((game, player, order)): Params<(u32, String, String)>,
 ) -> Result<Json<OrderView>, ApiError> {
     finish(&state, &caller, game, &player, &order, true).await
 }
@@ -340,7 +352,7 @@ pub async fn complete(
 pub async fn cancel(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path((game, player, order)): Path<(u32, String, String)>,
+    Params((game, player, order)): Params<(u32, String, String)>,
 ) -> Result<Json<OrderView>, ApiError> {
     finish(&state, &caller, game, &player, &order, false).await
 }
@@ -353,7 +365,7 @@ pub async fn cancel(
 pub async fn show(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path((game, player, order)): Path<(u32, String, String)>,
+    Params((game, player, order)): Params<(u32, String, String)>,
 ) -> Result<Json<OrderView>, ApiError> {
     let game = caller.game(&state, game)?;
     check_name("order", &order)?;
@@ -374,8 +386,8 @@ pub async fn refund(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     IdempotencyKey(key): IdempotencyKey,
-    Path((game, player, order)): Path<(u32, String, String)>,
-    Json(body): Json<LinesRequest>,
+    Params((game, player, order)): Params<(u32, String, String)>,
+    Body(body): Body<LinesRequest>,
 ) -> Result<Json<OrderView>, ApiError> {
     let game = caller.game(&state, game)?;
     check_name("order", &order)?;
@@ -428,7 +440,7 @@ pub async fn refund(
 pub async fn catalog(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path(game): Path<u32>,
+    Params(game): Params<u32>,
 ) -> Result<Json<Vec<CatalogItem>>, ApiError> {
     let game = caller.game(&state, game)?;
     Ok(Json(
@@ -450,7 +462,7 @@ pub async fn catalog(
 pub async fn entitlements(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path((game, player)): Path<(u32, String)>,
+    Params((game, player)): Params<(u32, String)>,
 ) -> Result<Json<Vec<Entitlement>>, ApiError> {
     let game = caller.game(&state, game)?;
     check_name("player", &player)?;

@@ -3,14 +3,15 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use tally_client::{to_decimal, AccountId, FlowsQuery, SeriesQuery, Timestamp};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::app::{
-    amount, check_name, now_ns, plain, AppState, Caller, IdempotencyKey, WriteAnswer,
+    amount, check_name, now_ns, plain, AppState, Body, Caller, IdempotencyKey, Params, QueryParams,
+    WriteAnswer,
 };
 use crate::credits::wallet;
 use crate::error::{ApiError, ErrorBody};
@@ -40,8 +41,8 @@ pub async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
     IdempotencyKey(key): IdempotencyKey,
-    Path(game): Path<u32>,
-    Json(body): Json<TransferRequest>,
+    Params(game): Params<u32>,
+    Body(body): Body<TransferRequest>,
 ) -> Result<Json<WriteAnswer>, ApiError> {
     let game = caller.game(&state, game)?;
     let value = amount("amount", &body.amount)?;
@@ -94,8 +95,8 @@ pub struct FlowsView {
 pub async fn flows(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path((game, player)): Path<(u32, String)>,
-    Query(params): Query<FlowsParams>,
+    Params((game, player)): Params<(u32, String)>,
+    QueryParams(params): QueryParams<FlowsParams>,
 ) -> Result<Json<FlowsView>, ApiError> {
     let game = caller.game(&state, game)?;
     check_name("player", &player)?;
@@ -151,8 +152,8 @@ pub struct SeriesPoint {
 pub async fn series(
     State(state): State<Arc<AppState>>,
     caller: Caller,
-    Path((game, player)): Path<(u32, String)>,
-    Query(params): Query<SeriesParams>,
+    Params((game, player)): Params<(u32, String)>,
+    QueryParams(params): QueryParams<SeriesParams>,
 ) -> Result<Json<Vec<SeriesPoint>>, ApiError> {
     let game = caller.game(&state, game)?;
     check_name("player", &player)?;

@@ -8,13 +8,13 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Html;
 use plotters::prelude::*;
 use tally_client::{to_decimal, AccountId, Direction, HistoryQuery, SeriesQuery, Timestamp};
 
-use crate::app::{now_ns, AppState};
+use crate::app::{now_ns, AppState, Params, QueryParams};
 use crate::error::ApiError;
 
 const HOUR_NS: u64 = 3_600_000_000_000;
@@ -22,8 +22,8 @@ const HOUR_NS: u64 = 3_600_000_000_000;
 /// The page of account `id`.
 pub async fn account_page(
     State(state): State<Arc<AppState>>,
-    Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    Params(id): Params<String>,
+    QueryParams(query): QueryParams<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Html<String>, ApiError> {
     let token = query.get("token").cloned().or_else(|| {

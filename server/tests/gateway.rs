@@ -272,6 +272,23 @@ fn credits_are_exactly_once_never_overdrawn_and_refunded_at_most_in_full() {
         let (status, body) = gw.post(&format!("{ALICE}/credits/add"), "bad", bad.clone());
         assert!((400..500).contains(&status), "{bad} gave {status} {body}");
     }
+    // Bodies and paths that do not parse are refused in the same JSON form.
+    let (status, body) = gw.post(&format!("{ALICE}/credits/add"), "bad", json!({"amount": 1}));
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    let (status, body) = gw.post(
+        "/v1/games/one/players/alice/credits/add",
+        "bad",
+        json!({"amount": "1"}),
+    );
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
     let (_, balance) = gw.get(&format!("{ALICE}/credits"));
     assert_eq!(balance["balance"], "9.00");
 }
