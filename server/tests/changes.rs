@@ -350,26 +350,6 @@ async fn a_consumer_that_reads_nothing_is_ended_and_catches_up_from_disk() {
     );
 }
 
-async fn leader_of_partition_0(client: &Client, cluster: &common::Cluster) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(info) = client.cluster_info().await {
-            if let Some(i) = info
-                .leaders
-                .first()
-                .and_then(|l| l.address.as_deref())
-                .and_then(|a| cluster.index_of(a))
-            {
-                if cluster.nodes[i].is_some() {
-                    return i;
-                }
-            }
-        }
-        assert!(Instant::now() < deadline, "no leader within 30 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_goes_on_through_a_killed_node_on_another_one() {
     use std::sync::{Arc, Mutex};
@@ -382,7 +362,7 @@ async fn a_stream_goes_on_through_a_killed_node_on_another_one() {
     create_ledger_and_accounts(&client, 8).await;
     // The subscriber knows only the leader's node, the one killed below: it must find the
     // others by itself and resume there.
-    let leader = leader_of_partition_0(&client, &cluster).await;
+    let leader = cluster.leader_of_partition_0(&client).await;
     let subscriber = Client::connect(
         &[cluster.addresses[leader].to_string()],
         ClientOptions::default(),

@@ -25,26 +25,6 @@ struct Log {
     acknowledged: Vec<u128>,
 }
 
-async fn leader(client: &Client, cluster: &Cluster) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(info) = client.cluster_info().await {
-            if let Some(i) = info
-                .leaders
-                .first()
-                .and_then(|l| l.address.as_deref())
-                .and_then(|a| cluster.index_of(a))
-            {
-                if cluster.nodes[i].is_some() {
-                    return i;
-                }
-            }
-        }
-        assert!(Instant::now() < deadline, "no leader within 30 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn longest_gap(successes: &[Instant], from: Instant, to: Instant) -> Duration {
     let mut times: Vec<Instant> = successes
         .iter()
@@ -120,7 +100,7 @@ async fn a_killed_or_paused_leader_costs_callers_nothing() {
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // The leader killed, restarted after 4 s.
-    let killed = leader(&client, &cluster).await;
+    let killed = cluster.leader_of_partition_0(&client).await;
     let start = Instant::now();
     cluster.kill(killed);
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -129,7 +109,7 @@ async fn a_killed_or_paused_leader_costs_callers_nothing() {
     let kill_gap = longest_gap(&log.lock().expect("lock").successes, start, Instant::now());
 
     // The leader paused for 4 s, past an election timeout.
-    let paused = leader(&client, &cluster).await;
+    let paused = cluster.leader_of_partition_0(&client).await;
     let start = Instant::now();
     cluster.signal(paused, "-STOP");
     tokio::time::sleep(Duration::from_secs(4)).await;

@@ -305,6 +305,27 @@ impl Cluster {
         runtime.block_on(self.leaders_ready());
     }
 
+    /// The running node that leads partition 0, as `client` learns it (at most 30 s).
+    pub async fn leader_of_partition_0(&self, client: &tally_client::Client) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(info) = client.cluster_info().await {
+                if let Some(i) = info
+                    .leaders
+                    .first()
+                    .and_then(|l| l.address.as_deref())
+                    .and_then(|a| self.index_of(a))
+                {
+                    if self.nodes[i].is_some() {
+                        return i;
+                    }
+                }
+            }
+            assert!(Instant::now() < deadline, "no leader within 30 s");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until every partition has a leader that answers (at most 30 s).
     pub async fn leaders_ready(&self) {
         let addresses = self.live();
