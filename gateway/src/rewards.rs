@@ -235,6 +235,8 @@ pub async fn balance(
 struct Notifications {
     subscription: tally_client::Subscription,
     account: u128,
+    /// Changes that came while the stream was being anchored (sent first).
+    early: std::collections::VecDeque<tally_client::Change>,
 }
 
 impl futures_core::Stream for Notifications {
@@ -246,10 +248,13 @@ impl futures_core::Stream for Notifications {
     ) -> std::task::Poll<Option<Self::Item>> {
         use std::task::Poll;
         loop {
-            let item = match std::pin::Pin::new(&mut self.subscription).poll_next(cx) {
-                Poll::Ready(Some(item)) => item,
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
+            let item = match self.early.pop_front() {
+                Some(change) => Ok(tally_client::Streamed::Change(change)),
+                None => match std::pin::Pin::new(&mut self.subscription).poll_next(cx) {
+                    Poll::Ready(Some(item)) => item,
+                    Poll::Ready(None) => return Poll::Ready(None),
+                    Poll::Pending => return Poll::Pending,
+                },
             };
             let change = match item {
                 Ok(tally_client::Streamed::Change(change)) => change,
@@ -319,12 +324,42 @@ pub async fn events(
         accounts: vec![tally_client::AccountId(account)],
         ..tally_client::StreamFilter::default()
     };
-    let subscription = state
+    let mut subscription = state
         .client
         .subscribe(tally_client::StreamFrom::Now, filter);
+    // "Now" is when the node takes the subscription, which the client does in the
+    // background: answer only once the stream stands somewhere, so that every change
+    // committed after this answer is in it.
+    let mut early = std::collections::VecDeque::new();
+    let anchored = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(item) = subscription.recv().await {
+            match item {
+                Ok(tally_client::Streamed::CaughtUp(_)) => return Ok(()),
+                Ok(tally_client::Streamed::Change(change)) => early.push_back(change),
+                Err(e) => return Err(ApiError::from(e)),
+            }
+        }
+        Err(ApiError::unavailable(
+            "unavailable",
+            "the change stream ended",
+            1,
+        ))
+    })
+    .await;
+    match anchored {
+        Ok(result) => result?,
+        Err(_) => {
+            return Err(ApiError::unavailable(
+                "unavailable",
+                "the ledger's change stream did not start within 10 s",
+                1,
+            ))
+        }
+    }
     Ok(axum::response::sse::Sse::new(Notifications {
         subscription,
         account,
+        early,
     })
     .keep_alive(axum::response::sse::KeepAlive::default()))
 }
